@@ -1,0 +1,1 @@
+"""Learn image filters with neural networks: filters, data, models, training, inference."""

@@ -1,0 +1,1 @@
+"""Training runs: ``python -m src.experiment.train``."""

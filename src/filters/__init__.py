@@ -1,0 +1,13 @@
+"""The operators we learn, by name: ``get_filter("sobel")(rgb_uint8) -> float32 (H, W) in [0, 1]``."""
+from src.filters.registry import Filter, available, get_filter, register
+from src.filters.sobel import sobel_kernels, sobel_magnitude, sobel_magnitude_cv
+
+__all__ = [
+    "Filter",
+    "available",
+    "get_filter",
+    "register",
+    "sobel_kernels",
+    "sobel_magnitude",
+    "sobel_magnitude_cv",
+]

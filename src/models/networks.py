@@ -1,0 +1,158 @@
+"""The networks, as plain ``nn.Module``s: float ``(B, 3, H, W)`` in [0, 1] -> ``(B, C, H, W)``.
+
+Every network states ``receptive_radius`` (pixels of context each side, the halo tiled inference
+needs) and ``min_size`` (smallest input side it accepts; ``predict`` pads smaller inputs).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from src.filters.functional import pad_reflect101
+
+
+def clamp01_straight_through(x: torch.Tensor) -> torch.Tensor:
+    """Clamp to [0, 1] in value, identity in gradient, so an overshoot is still pulled back."""
+    if not torch.is_grad_enabled():
+        return x.clamp(0.0, 1.0)
+    return x + (x.clamp(0.0, 1.0) - x).detach()
+
+
+class SeedAutoencoder(nn.Module):
+    """The seed repository's autoencoder, layer for layer (its README's ``Net``): the baseline.
+
+    conv 3->16 3x3, BN, ReLU; conv 16->32 3x3, BN, ReLU; transposed 32->16 3x3, BN, ReLU;
+    transposed 16->1 3x3, BN, ReLU. No padding: the convolutions shrink by 4, the transposed
+    convolutions grow back, so the output has the input's size (for inputs of at least 5x5).
+    """
+
+    receptive_radius = 4
+    min_size = 5
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 1):
+        super().__init__()
+        self.config = dict(in_channels=in_channels, out_channels=out_channels)
+        self.out_channels = out_channels
+        self.conv1 = nn.Conv2d(in_channels, 16, 3)
+        self.batch_norm1 = nn.BatchNorm2d(16)
+        self.conv2 = nn.Conv2d(16, 32, 3)
+        self.batch_norm2 = nn.BatchNorm2d(32)
+        self.trans_conv1 = nn.ConvTranspose2d(32, 16, 3)
+        self.batch_norm3 = nn.BatchNorm2d(16)
+        self.trans_conv2 = nn.ConvTranspose2d(16, out_channels, 3)
+        self.batch_norm4 = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.batch_norm1(self.conv1(x)))
+        x = F.relu(self.batch_norm2(self.conv2(x)))
+        x = F.relu(self.batch_norm3(self.trans_conv1(x)))
+        return F.relu(self.batch_norm4(self.trans_conv2(x)))
+
+
+class CompactNet(nn.Module):
+    """A learned filter bank with an energy non-linearity, built for gradient-magnitude filters.
+
+    ``x -> 1x1 colour mix (3 -> mix) -> k x k filter bank with reflect-101 padding
+    -> per pair of responses sqrt(u^2 + v^2) (plus ``linear`` responses passed through)
+    -> 1x1 head (optionally one hidden ReLU layer) -> clamp to [0, 1]``.
+
+    With the defaults (one learned colour projection, one 5x5 pair) it holds 55 parameters and can
+    represent the blurred Sobel magnitude exactly: gray, blur and Sobel are linear, so gx and gy are two
+    5x5 correlations of one gray channel, and the pair's energy is their magnitude. Training has to
+    find those weights; :func:`exact_sobel_net` sets them by hand (the ceiling). ``mix=0`` lets the bank
+    see the RGB channels directly (152 parameters, three times the convolution work at inference).
+    """
+
+    min_size = 1
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 1,
+        mix: int = 1,
+        kernel_size: int = 5,
+        pairs: int = 1,
+        linear: int = 0,
+        hidden: int = 0,
+        eps: float = 1e-12,
+    ):
+        super().__init__()
+        if kernel_size % 2 == 0 or kernel_size < 1:
+            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+        if pairs + linear < 1:
+            raise ValueError("need at least one pair or one linear response")
+        self.config = dict(in_channels=in_channels, out_channels=out_channels, mix=mix,
+                           kernel_size=kernel_size, pairs=pairs, linear=linear, hidden=hidden, eps=eps)
+        self.out_channels, self.pairs, self.linear, self.eps = out_channels, pairs, linear, eps
+        self.receptive_radius = kernel_size // 2
+        # mix=0: no colour mixing, the filter bank sees the RGB channels directly.
+        self.mix = nn.Conv2d(in_channels, mix, 1, bias=False) if mix else nn.Identity()
+        self.bank = nn.Conv2d(mix or in_channels, 2 * pairs + linear, kernel_size, bias=False)
+        features = pairs + linear
+        if hidden:
+            self.head = nn.Sequential(nn.Conv2d(features, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, out_channels, 1))
+        else:
+            self.head = nn.Conv2d(features, out_channels, 1)
+            nn.init.constant_(self.head.weight, 1.0 / features)
+            nn.init.zeros_(self.head.bias)
+
+    def _mix(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(self.mix, nn.Conv2d):
+            return x
+        w = self.mix.weight  # (mix, 3, 1, 1)
+        if w.shape[0] == 1:  # same as the 1x1 conv, ~10x faster on CPU for one output channel
+            return (x * w.view(1, -1, 1, 1)).sum(1, keepdim=True)
+        return self.mix(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.receptive_radius
+        y = self.bank(pad_reflect101(self._mix(x), r))
+        p = self.pairs
+        u, v, lin = y[:, :p], y[:, p : 2 * p], y[:, 2 * p :]
+        # eps keeps the gradient of sqrt finite on flat patches; inference computes the exact magnitude.
+        eps = self.eps if torch.is_grad_enabled() else 0.0
+        energy = torch.sqrt(u * u + v * v + eps)
+        z = torch.cat([energy, lin], 1) if self.linear else energy
+        return clamp01_straight_through(self.head(z))
+
+
+def exact_sobel_net(filter_params: dict | None = None) -> CompactNet:
+    """A :class:`CompactNet` with hand-set weights that computes the Sobel target (clip normalisation)."""
+    from src.filters.functional import BT601
+    from src.filters.sobel import sobel_kernels
+
+    p = dict(blur=True, ksize=3, blur_ksize=3, normalize="clip") | (filter_params or {})
+    kx, ky = sobel_kernels(p["ksize"], p["blur"], p["blur_ksize"])
+    net = CompactNet(kernel_size=kx.shape[0])
+    scale = 1.0
+    if p["normalize"] == "max":
+        from src.filters.functional import max_gradient_magnitude
+
+        scale = 1.0 / max_gradient_magnitude(kx, ky)
+    with torch.no_grad():
+        net.mix.weight.copy_(torch.tensor(BT601).view(1, 3, 1, 1))
+        net.bank.weight.copy_(torch.from_numpy(np.stack([kx, ky])[:, None]).float())
+        net.head.weight.fill_(scale)
+        net.head.bias.zero_()
+    return net.eval()
+
+
+MODELS: dict[str, type[nn.Module]] = {"compact": CompactNet, "autoencoder": SeedAutoencoder}
+
+
+def build_model(name: str, out_channels: int = 1, **kwargs) -> nn.Module:
+    """Build the network registered as ``name`` (``compact``, ``autoencoder``, ...)."""
+    from src.errors import UserError
+
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}")
+    try:
+        return MODELS[name](out_channels=out_channels, **kwargs)
+    except TypeError as exc:
+        raise UserError(f"model {name!r}: {exc}") from None
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters() if p.requires_grad)

@@ -1,0 +1,111 @@
+"""Inference at native resolution, whole or tiled, and the ``predict`` command.
+
+    python -m src.testing.predict --checkpoint models/sobel.ckpt --input photo.jpg --output out/ [--tile 512]
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from src.dataset.images import list_images, read_rgb, to_rgb_uint8, write_png
+from src.errors import UserError, run_cli
+from src.filters.functional import pad_reflect101
+
+
+def _run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Network on ``(1, 3, h, w)``, reflect-padding inputs below the network's ``min_size``."""
+    h, w = x.shape[-2:]
+    m = int(getattr(net, "min_size", 1))
+    ph, pw = max(0, m - h), max(0, m - w)
+    if ph or pw:
+        x = pad_reflect101(x, (ph + 1) // 2, (pw + 1) // 2)
+        top, left = (ph + 1) // 2, (pw + 1) // 2
+        return net(x)[..., top : top + h, left : left + w]
+    return net(x)
+
+
+@torch.inference_mode()
+def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None) -> np.ndarray:
+    """Run ``net`` on one image at native resolution.
+
+    ``rgb``: ``(H, W, 3)`` uint8 (gray, RGBA and 16-bit arrays are converted), any ``H, W >= 1``.
+    Returns float32 ``(H, W)`` (or ``(H, W, C)`` for multi-channel filters) in [0, 1], same size.
+    With ``tile=N`` the image goes through in ``N x N`` tiles, each with a halo of the network's
+    receptive radius, so the result equals the whole-image one while memory is bounded by the tile.
+
+    >>> from src.models import exact_sobel_net
+    >>> predict(exact_sobel_net(), np.zeros((7, 9, 3), np.uint8)).shape
+    (7, 9)
+    """
+    rgb = to_rgb_uint8(rgb)
+    if tile is not None and tile < 1:
+        raise UserError(f"tile must be a positive number of pixels, got {tile}")
+    device = next(net.parameters()).device
+    H, W = rgb.shape[:2]
+    if tile is None or (H <= tile and W <= tile):
+        out = _run(net, _to_batch(rgb, device))[0]
+    else:
+        halo = getattr(net, "receptive_radius", None)
+        if halo is None:
+            raise UserError(f"{type(net).__name__} does not state its receptive_radius; tiled prediction needs it")
+        out = None
+        for y0 in range(0, H, tile):
+            for x0 in range(0, W, tile):
+                y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
+                ya, xa = max(0, y0 - halo), max(0, x0 - halo)
+                yb, xb = min(H, y1 + halo), min(W, x1 + halo)
+                res = _run(net, _to_batch(rgb[ya:yb, xa:xb], device))[0]
+                if out is None:
+                    out = torch.empty((res.shape[0], H, W), dtype=torch.float32)
+                out[:, y0:y1, x0:x1] = res[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa].float().cpu()
+    out = out.float().clamp_(0.0, 1.0).cpu().numpy()
+    return out[0] if out.shape[0] == 1 else np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+def _to_batch(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
+    return x.permute(2, 0, 1)[None].float().div_(255.0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from src.models.checkpoint import load_model
+
+    ap = argparse.ArgumentParser(prog="python -m src.testing.predict", description="Apply a trained filter network to images.")
+    ap.add_argument("--checkpoint", required=True, help="a checkpoint written by training (models/*.ckpt)")
+    ap.add_argument("--input", required=True, help="an image file or a folder of images (recursive)")
+    ap.add_argument("--output", required=True, help="folder for the predictions (PNG, same size as the input)")
+    ap.add_argument("--tile", type=int, default=None, help="process in N x N tiles (bounded memory, same result)")
+    ap.add_argument("--png16", action="store_true", help="write 16-bit PNGs instead of 8-bit")
+    ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    args = ap.parse_args(argv)
+
+    net = load_model(args.checkpoint, device=args.device)
+    src = Path(args.input)
+    paths, _ = list_images(src)
+    if not paths:
+        raise UserError(f"{src}: no image files found")
+    out_dir = Path(args.output)
+    failures = 0
+    for p in paths:
+        try:
+            pred = predict(net, read_rgb(p), tile=args.tile)
+        except UserError as exc:
+            print(f"skipped: {exc}")
+            failures += 1
+            continue
+        rel = p.relative_to(src) if src.is_dir() else Path(p.name)
+        dest = (out_dir / rel).with_suffix(".png")
+        write_png(dest, pred, bits=16 if args.png16 else 8)
+        print(f"{p} -> {dest}  ({pred.shape[1]}x{pred.shape[0]})")
+    if failures == len(paths):
+        raise UserError(f"no image could be processed ({failures} failed)")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
