@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,8 @@ def save_model(
         "filter": filter_name,
         "filter_params": dict(filter_params or {}),
         "metrics": {k: float(v) for k, v in (metrics or {}).items()},
-        "info": dict(info or {}),
+        # JSON round trip: only plain types, so the file loads with weights_only=True.
+        "info": json.loads(json.dumps(info or {}, default=str)),
         "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
     }
     buf = io.BytesIO()

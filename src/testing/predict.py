@@ -29,8 +29,31 @@ def _run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return net(x)
 
 
+BACKENDS = ("auto", "torch", "opencv")
+
+
+def _tile_runner(net: nn.Module, backend: str):
+    """``f(rgb uint8 (h, w, 3)) -> float32 (C, h, w)`` for the chosen backend."""
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    device = next(net.parameters()).device
+    if backend != "torch" and device.type == "cpu":
+        from src.testing.runtime import opencv_runner
+
+        fast = opencv_runner(net)
+        if fast is not None:
+            return fast
+    if backend == "opencv":
+        raise UserError(f"the opencv backend runs CompactNet on the CPU only, not {type(net).__name__} on {device}")
+
+    def run(rgb: np.ndarray) -> np.ndarray:
+        return _run(net, _to_batch(rgb, device))[0].float().cpu().numpy()
+
+    return run
+
+
 @torch.inference_mode()
-def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None) -> np.ndarray:
+def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: str = "auto") -> np.ndarray:
     """Run ``net`` on one image at native resolution.
 
     ``rgb``: ``(H, W, 3)`` uint8 (gray, RGBA and 16-bit arrays are converted), any ``H, W >= 1``.
@@ -45,10 +68,10 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None) -> np.ndar
     rgb = to_rgb_uint8(rgb)
     if tile is not None and tile < 1:
         raise UserError(f"tile must be a positive number of pixels, got {tile}")
-    device = next(net.parameters()).device
+    run = _tile_runner(net, backend)
     H, W = rgb.shape[:2]
     if tile is None or (H <= tile and W <= tile):
-        out = _run(net, _to_batch(rgb, device))[0]
+        out = run(rgb)
     else:
         halo = getattr(net, "receptive_radius", None)
         if halo is None:
@@ -59,11 +82,11 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None) -> np.ndar
                 y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
                 ya, xa = max(0, y0 - halo), max(0, x0 - halo)
                 yb, xb = min(H, y1 + halo), min(W, x1 + halo)
-                res = _run(net, _to_batch(rgb[ya:yb, xa:xb], device))[0]
+                res = run(np.ascontiguousarray(rgb[ya:yb, xa:xb]))
                 if out is None:
-                    out = torch.empty((res.shape[0], H, W), dtype=torch.float32)
-                out[:, y0:y1, x0:x1] = res[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa].float().cpu()
-    out = out.float().clamp_(0.0, 1.0).cpu().numpy()
+                    out = np.empty((res.shape[0], H, W), dtype=np.float32)
+                out[:, y0:y1, x0:x1] = res[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+    out = np.clip(out, 0.0, 1.0, out=out)
     return out[0] if out.shape[0] == 1 else np.ascontiguousarray(out.transpose(1, 2, 0))
 
 
@@ -82,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tile", type=int, default=None, help="process in N x N tiles (bounded memory, same result)")
     ap.add_argument("--png16", action="store_true", help="write 16-bit PNGs instead of 8-bit")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    ap.add_argument("--backend", default="auto", choices=BACKENDS, help="auto: OpenCV kernels for the compact net on CPU")
     args = ap.parse_args(argv)
 
     net = load_model(args.checkpoint, device=args.device)
@@ -93,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     failures = 0
     for p in paths:
         try:
-            pred = predict(net, read_rgb(p), tile=args.tile)
+            pred = predict(net, read_rgb(p), tile=args.tile, backend=args.backend)
         except UserError as exc:
             print(f"skipped: {exc}")
             failures += 1

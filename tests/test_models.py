@@ -1,0 +1,96 @@
+"""Networks, the hand-built exact Sobel net, and checkpoints."""
+import numpy as np
+import pytest
+import torch
+
+from src.errors import UserError
+from src.filters import get_filter
+from src.models import CompactNet, SeedAutoencoder, build_model, count_parameters, exact_sobel_net, load_model, save_model
+
+
+@pytest.mark.parametrize("net", [CompactNet(), SeedAutoencoder(), CompactNet(mix=0, pairs=2, linear=1, hidden=8)],
+                         ids=["compact", "autoencoder", "compact-wide"])
+@pytest.mark.parametrize("size", [(5, 5), (17, 31), (64, 64), (33, 8)])
+def test_networks_keep_the_input_size(net, size):
+    out = net.eval()(torch.rand(2, 3, *size))
+    assert out.shape == (2, 1, *size)
+
+
+def test_seed_autoencoder_is_layer_for_layer_the_seed():
+    net = SeedAutoencoder()
+    convs = [(m.__class__.__name__, m.in_channels, m.out_channels, m.kernel_size, m.padding)
+             for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert convs == [("Conv2d", 3, 16, (3, 3), (0, 0)), ("Conv2d", 16, 32, (3, 3), (0, 0)),
+                     ("ConvTranspose2d", 32, 16, (3, 3), (0, 0)), ("ConvTranspose2d", 16, 1, (3, 3), (0, 0))]
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 4
+
+
+def test_compact_net_is_within_the_parameter_budget():
+    assert count_parameters(CompactNet()) <= 5000
+    assert count_parameters(build_model("compact")) == 55
+
+
+def test_hand_built_compact_net_computes_the_sobel_target(photo):
+    net = exact_sobel_net()
+    x = torch.from_numpy(photo).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        out = net(x)[0, 0].numpy()
+    assert np.abs(out - get_filter("sobel")(photo)).max() <= 1e-5
+
+
+def test_compact_net_trains_without_nan_on_flat_images():
+    net = CompactNet()
+    loss = net(torch.full((1, 3, 8, 8), 0.5)).mean()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+def test_checkpoint_round_trip_restores_outputs_and_metadata(tmp_path):
+    net = CompactNet(kernel_size=7, pairs=2).eval()
+    path = save_model(tmp_path / "m.ckpt", net, "compact", "sobel", {"ksize": 5}, metrics={"test_psnr": 51.5})
+    loaded = load_model(path)
+    x = torch.rand(1, 3, 20, 21)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+    assert loaded.meta["filter_params"] == {"ksize": 5} and loaded.meta["metrics"]["test_psnr"] == 51.5
+    assert not loaded.training
+    assert not list(tmp_path.glob("*.part")), "atomic write leaves no temp file"
+
+
+def test_checkpoints_load_with_weights_only(tmp_path):
+    path = save_model(tmp_path / "m.ckpt", SeedAutoencoder(), "autoencoder", "sobel", info={"torch": torch.__version__})
+    blob = torch.load(path, weights_only=True)
+    assert blob["model"] == "autoencoder"
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no such checkpoint"):
+        load_model(tmp_path / "none.ckpt")
+
+
+def test_garbage_file_is_not_a_checkpoint(tmp_path):
+    p = tmp_path / "junk.ckpt"
+    p.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UserError, match="junk.ckpt: not a readable checkpoint"):
+        load_model(p)
+
+
+def test_foreign_torch_file_is_refused(tmp_path):
+    p = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, p)
+    with pytest.raises(UserError, match="not a checkpoint written by this project"):
+        load_model(p)
+
+
+def test_weights_of_another_shape_are_refused(tmp_path):
+    path = save_model(tmp_path / "m.ckpt", CompactNet(), "compact", "sobel")
+    blob = torch.load(path, weights_only=True)
+    blob["model_kwargs"]["kernel_size"] = 7
+    torch.save(blob, path)
+    with pytest.raises(UserError, match="weights do not fit a 'compact' network"):
+        load_model(path)
+
+
+def test_unknown_model_name_lists_the_available_ones():
+    with pytest.raises(UserError, match="available: autoencoder, compact"):
+        build_model("unet9000")

@@ -1,0 +1,77 @@
+"""Native-resolution inference: any size in, same size out; tiled equals whole."""
+import numpy as np
+import pytest
+import torch
+
+from src.errors import UserError
+from src.filters import get_filter
+from src.models import CompactNet, SeedAutoencoder, exact_sobel_net
+from src.testing import predict
+
+
+def trained_like(net):
+    """Randomised non-trivial weights (BatchNorm statistics included), in eval mode."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return net.eval()
+
+
+NETS = {
+    "compact": lambda: trained_like(CompactNet()),
+    "compact-rgb-hidden": lambda: trained_like(CompactNet(mix=0, pairs=2, linear=1, hidden=4)),
+    "autoencoder": lambda: trained_like(SeedAutoencoder()),
+}
+
+
+@pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (3, 2), (4, 4), (301, 457)])
+def test_predict_keeps_odd_sizes(name, shape, rng):
+    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    out = predict(NETS[name](), rgb)
+    assert out.shape == shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("tile", [16, 50, 128])
+def test_tiled_prediction_equals_whole_image(name, tile, photo):
+    net = NETS[name]()
+    whole = predict(net, photo)
+    tiled = predict(net, photo, tile=tile)
+    assert np.abs(whole - tiled).max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["compact", "compact-rgb-hidden"])
+def test_opencv_backend_equals_torch(name, photo):
+    net = NETS[name]()
+    assert np.abs(predict(net, photo, backend="opencv") - predict(net, photo, backend="torch")).max() <= 1e-5
+
+
+def test_exact_net_prediction_equals_the_reference(photo):
+    assert np.abs(predict(exact_sobel_net(), photo) - get_filter("sobel")(photo)).max() <= 1e-5
+
+
+def test_multichannel_networks_return_hwc(photo):
+    out = predict(CompactNet(out_channels=3, pairs=2).eval(), photo[:20, :30])
+    assert out.shape == (20, 30, 3)
+
+
+def test_gray_input_is_accepted(photo):
+    assert predict(exact_sobel_net(), photo[..., 0]).shape == photo.shape[:2]
+
+
+@pytest.mark.parametrize("bad, message", [(np.zeros((0, 5, 3), np.uint8), "H, W >= 1"), (np.zeros((4, 4, 7), np.uint8), "channels")])
+def test_bad_arrays_are_refused(bad, message):
+    with pytest.raises(UserError, match=message):
+        predict(exact_sobel_net(), bad)
+
+
+def test_bad_tile_and_backend_are_refused(photo):
+    with pytest.raises(UserError, match="tile"):
+        predict(exact_sobel_net(), photo, tile=0)
+    with pytest.raises(UserError, match="opencv backend runs CompactNet"):
+        predict(SeedAutoencoder().eval(), photo, backend="opencv")

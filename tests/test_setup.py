@@ -1,0 +1,23 @@
+"""`python setup.py` creates the project's folders, idempotently."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_setup_creates_the_folders_once(tmp_path):
+    shutil.copy(ROOT / "setup.py", tmp_path / "setup.py")
+    first = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    for rel in ("data/raw", "data/interim", "data/processed", "figures", "models"):
+        assert (tmp_path / rel).is_dir()
+        assert f"created {tmp_path / rel}" in first.stdout
+    second = subprocess.run([sys.executable, "setup.py"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert second.stdout.strip() == "all folders present"
+
+
+def test_setup_refuses_setuptools_commands(tmp_path):
+    shutil.copy(ROOT / "setup.py", tmp_path / "setup.py")
+    res = subprocess.run([sys.executable, "setup.py", "install"], cwd=tmp_path, capture_output=True, text=True)
+    assert res.returncode == 2 and "only creates the project folders" in res.stderr
