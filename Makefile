@@ -2,7 +2,7 @@
 PYTHON ?= python3
 STAMP := .make/installed
 
-.PHONY: install train train-autoencoder test bench evaluate folders
+.PHONY: install train train-autoencoder test bench evaluate folders demo
 
 install: $(STAMP)  ## install the Python requirements (once per change of requirements.txt) and make the folders
 
@@ -29,3 +29,6 @@ test: install  ## the test suite (CI runs exactly this)
 
 bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel pipeline
 	$(PYTHON) -m src.testing.bench
+
+demo: install  ## the Gradio demo on http://127.0.0.1:7860
+	$(PYTHON) demo_gradio.py

@@ -62,7 +62,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         eager = mpx / median_seconds(lambda: predict(net, img, backend="torch"), max(3, args.repeats // 5))
         print(f"{mpx:>6.1f}MP {ref:>11.1f} MP/s {fast:>9.1f} MP/s {fast / ref:>5.2f}x {eager:>13.1f} MP/s {eager / ref:>5.2f}x")
     print("ratio = network MP/s / OpenCV MP/s (higher is better); 'predict' uses OpenCV kernels for the compact net.")
+    print()
+    layer_table(photo(1.0), args.repeats)
     return 0
+
+
+def layer_table(img: np.ndarray, repeats: int) -> None:
+    """Why the OpenCV runtime: one 5x5 convolution of a gray megapixel into 2 channels, each way."""
+    import torch.nn.functional as F
+
+    gray = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2GRAY)
+    k = np.random.default_rng(0).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    x = torch.from_numpy(gray)[None, None]
+    w = torch.from_numpy(k)
+    mpx = gray.size / 1e6
+    rows = []
+    with torch.inference_mode():
+        xp = F.pad(x, (2, 2, 2, 2), mode="reflect")
+        rows.append(("torch conv2d (NCHW, inference_mode)", median_seconds(lambda: F.conv2d(xp, w), repeats)))
+        xc, wc = xp.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+        rows.append(("torch conv2d (channels_last)", median_seconds(lambda: F.conv2d(xc, wc), repeats)))
+    with torch.no_grad():
+        rows.append(("torch conv2d (NCHW, no_grad)", median_seconds(lambda: F.conv2d(xp, w), repeats)))
+    rows.append(("cv2.filter2D x 2 (reflect-101)", median_seconds(
+        lambda: [cv2.filter2D(gray, cv2.CV_32F, k[o, 0], borderType=cv2.BORDER_REFLECT_101) for o in range(2)], repeats)))
+    print(f"{'one 5x5 conv, 1 -> 2 channels, 1 MP':<40} {'ms/MP':>8}")
+    for name, sec in rows:
+        print(f"{name:<40} {sec * 1e3 / mpx:>8.2f}")
 
 
 if __name__ == "__main__":

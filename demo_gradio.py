@@ -1,0 +1,135 @@
+"""The Gradio demo: input, reference filter, model prediction and |error| side by side.
+
+    python demo_gradio.py [--host 127.0.0.1] [--port 7860] [--model models/sobel.ckpt] [--models-dir models]
+
+Serves on 127.0.0.1 only unless ``--host`` says otherwise; no share link, no analytics. The API
+endpoint ``/predict`` takes an image file and returns the prediction (8-bit PNG, the input's size)
+first, then the reference, the heat map and the summary, e.g. with ``gradio_client``:
+``Client("http://127.0.0.1:7860/").predict(handle_file("photo.jpg"), api_name="/predict")``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: it reads this at import
+
+import gradio as gr  # noqa: E402
+
+from src.dataset.images import MAX_PIXELS  # noqa: E402
+from src.errors import UserError, run_cli  # noqa: E402
+from src.filters import available  # noqa: E402
+from src.testing.demo_support import (  # noqa: E402
+    TILE, TILE_ABOVE_PIXELS, Checkpoint, compare, find_checkpoints, load_checkpoint, read_upload, write_examples,
+)
+
+DEFAULT_MODEL = Path("models/sobel.ckpt")
+MAX_UPLOAD = "200mb"  # bytes on the wire; the pixel limit (MAX_PIXELS) is checked from the header
+
+
+def uploaded_path(payload: dict | None) -> str | None:
+    """The server-side path of an uploaded file, from the raw ``gr.Image`` payload.
+
+    The events run with ``preprocess=False``: the stock ``gr.Image`` preprocessing opens the file
+    with PIL first, so a text file or an empty file would fail inside Gradio with no readable
+    message; this way ``read_upload`` sees every file and explains. (Gradio still checks that the
+    path lies in its upload folder before the function runs.)
+    """
+    if payload is None:
+        return None
+    path = payload.get("path") if isinstance(payload, dict) else None
+    if not path:
+        raise gr.Error("no image file was received; upload a file")
+    return path
+
+
+def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list[Path]) -> gr.Blocks:
+    """The page and its ``/predict`` endpoint, over the given checkpoints."""
+    by_path = {str(c.path): c for c in checkpoints}
+
+    def model_choices(filter_name: str) -> list[tuple[str, str]]:
+        return [(c.label, str(c.path)) for c in checkpoints if c.filter == filter_name]
+
+    def run(image: dict | None, filter_name: str, model_path: str | None):
+        image_path = uploaded_path(image)
+        if image_path is None:
+            raise gr.Error("upload an image or pick an example first")
+        ckpt = by_path.get(model_path or "")
+        if ckpt is None:
+            raise gr.Error(f"no checkpoint for the {filter_name!r} filter; train one or start the demo with --model PATH")
+        if ckpt.filter != filter_name:
+            raise gr.Error(f"{ckpt.path.name} was trained for the {ckpt.filter!r} filter, not {filter_name!r}")
+        try:
+            result = compare(load_checkpoint(ckpt), read_upload(image_path), ckpt.filter, ckpt.filter_params)
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return result.prediction, result.reference, result.error_map, result.summary()
+
+    def run_if_image(image: dict | None, filter_name: str, model_path: str | None):
+        """Re-run when the image or the model changes; a cleared image clears the outputs."""
+        return (None, None, None, "") if image is None else run(image, filter_name, model_path)
+
+    def on_filter(filter_name: str):
+        choices = model_choices(filter_name)
+        return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
+
+    with gr.Blocks(title="Learned image filters", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
+        gr.Markdown(
+            "# Learned image filters\n"
+            "Upload an image (or pick an example), choose a filter and a trained model, and compare the model's "
+            f"prediction with the reference filter. Any size up to {MAX_PIXELS / 1e6:.0f} MP; images above "
+            f"{TILE_ABOVE_PIXELS / 1e6:.0f} MP go through {TILE} px tiles. Outputs are lossless PNG."
+        )
+        with gr.Row():
+            filter_dd = gr.Dropdown(list(available()), value=default.filter, label="Filter")
+            model_dd = gr.Dropdown(model_choices(default.filter), value=str(default.path), label="Model", scale=2)
+            run_btn = gr.Button("Run", variant="primary", elem_id="run")
+        with gr.Row(equal_height=True):
+            image_in = gr.Image(label="Input", type="filepath", image_mode=None, format="png",
+                                sources=["upload", "clipboard"], buttons=["fullscreen"], elem_id="input")
+            shown = dict(format="png", interactive=False, buttons=["download", "fullscreen"])
+            reference = gr.Image(label="Reference filter", elem_id="reference", **shown)
+            prediction = gr.Image(label="Model prediction", elem_id="prediction", **shown)
+            error_map = gr.Image(label="|error| heat map", elem_id="error", **shown)
+        info = gr.Markdown(label="Summary", elem_id="info")
+        gr.Examples([[str(p)] for p in examples], inputs=[image_in], label="Examples (scikit-image test photos)")
+
+        inputs, outputs = [image_in, filter_dd, model_dd], [prediction, reference, error_map, info]
+        run_btn.click(run, inputs, outputs, api_name="predict", preprocess=False)
+        gr.on([image_in.change, model_dd.change], run_if_image, inputs, outputs, api_visibility="private", preprocess=False)
+        filter_dd.change(on_filter, filter_dd, model_dd, api_visibility="private")
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python demo_gradio.py", description="Gradio demo of the learned filters.")
+    ap.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    ap.add_argument("--port", type=int, default=7860)
+    ap.add_argument("--model", default=None, help=f"checkpoint selected at start (default {DEFAULT_MODEL})")
+    ap.add_argument("--models-dir", default="models", help="every *.ckpt here is offered in the model list")
+    args = ap.parse_args(argv)
+
+    checkpoints, skipped = find_checkpoints(args.models_dir, extra=args.model)
+    for line in skipped:
+        print(f"skipped: {line}")
+    if not checkpoints:
+        raise UserError(f"no checkpoint: {args.model or DEFAULT_MODEL} does not exist and {args.models_dir}/ holds "
+                        "no readable *.ckpt; train one first (make train) or pass --model PATH")
+    default = checkpoints[0]
+    if args.model is None:
+        default = next((c for c in checkpoints if c.path == DEFAULT_MODEL), default)
+    examples = write_examples(Path(tempfile.gettempdir()) / "learn-filters-demo-examples")
+    if args.host != "127.0.0.1":
+        print(f"warning: serving on {args.host}: other machines on the network can reach the demo")
+    build_app(checkpoints, default, examples).queue(max_size=16).launch(
+        server_name=args.host, server_port=args.port, share=False, max_file_size=MAX_UPLOAD,
+        ssr_mode=False, mcp_server=False, footer_links=["api"],
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

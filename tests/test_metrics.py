@@ -1,0 +1,37 @@
+"""Metrics: data range 1, native resolution, borders included."""
+import numpy as np
+import pytest
+import torch
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from src.testing import metrics
+from src.testing.metrics import border_mask, image_metrics, psnr, ssim
+
+
+def test_psnr_of_a_known_error():
+    assert psnr(np.zeros((8, 8)), np.full((8, 8), 0.01)) == pytest.approx(40.0)
+    assert psnr(np.ones((3, 3)), np.ones((3, 3))) == metrics.PSNR_CAP
+
+
+def test_ssim_in_strips_equals_one_whole_image_call(photo, monkeypatch, rng):
+    target = photo[..., 1] / 255.0
+    pred = np.clip(target + rng.normal(0, 0.05, target.shape), 0, 1)
+    whole = float(structural_similarity_index_measure(torch.tensor(pred[None, None], dtype=torch.float32),
+                                                      torch.tensor(target[None, None], dtype=torch.float32), data_range=1.0))
+    monkeypatch.setattr(metrics, "SSIM_STRIP_PIXELS", 40 * photo.shape[1])  # 8 strips
+    assert ssim(pred, target) == pytest.approx(whole, abs=1e-6)
+
+
+def test_border_ring_and_interior_split_the_image():
+    m = border_mask((20, 30), ring=4)
+    assert m.sum() == 20 * 30 - 12 * 22
+    target = np.zeros((20, 30))
+    pred = np.where(m, 0.1, 0.0)  # errors only on the frame
+    r = image_metrics(pred, target)
+    assert r["border_psnr"] == pytest.approx(20.0) and r["interior_psnr"] == metrics.PSNR_CAP
+    assert r["psnr"] < r["interior_psnr"]
+
+
+def test_zero_prediction_psnr_is_reported(photo):
+    target = photo[..., 0] / 255.0
+    assert image_metrics(target, target)["zero_psnr"] == pytest.approx(psnr(np.zeros_like(target), target))
