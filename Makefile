@@ -2,7 +2,7 @@
 PYTHON ?= python3
 STAMP := .make/installed
 
-.PHONY: install train train-autoencoder test bench evaluate folders demo
+.PHONY: install train train-autoencoder test bench evaluate folders demo data
 
 install: $(STAMP)  ## install the Python requirements (once per change of requirements.txt) and make the folders
 
@@ -32,3 +32,8 @@ bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel p
 
 demo: install  ## the Gradio demo on http://127.0.0.1:7860
 	$(PYTHON) demo_gradio.py
+
+data: install  ## download + prepare a data set: make data NAME=mini-coco|cifar100|oxford-pets [SIZE=64|128|native] [FILTER=sobel]
+	@test -n "$(NAME)" || { echo "usage: make data NAME=mini-coco|cifar100|oxford-pets [SIZE=64|128|native] [FILTER=sobel]"; exit 2; }
+	$(PYTHON) -m src.dataset.download $(NAME)
+	$(PYTHON) -m src.dataset.prepare $(NAME) $(if $(SIZE),--size $(SIZE)) --filter $(or $(FILTER),sobel)

@@ -1,7 +1,20 @@
-"""Images in: the embedded scikit-image set or a folder, read into RGB uint8, served as crops or whole."""
-from src.dataset.datamodule import FilterDataModule, RandomCrops, WholeImages, to_tensor
+"""Images in: the embedded scikit-image set, real data sets or a folder, read into RGB uint8, served as crops or whole.
+
+The Lightning data module is imported lazily, so the download and prepare commands start without torch.
+"""
 from src.dataset.images import MAX_PIXELS, list_images, read_rgb, to_rgb_uint8, write_png
 from src.dataset.sources import EMBEDDED_SPLITS, NamedImage, embedded_images, load_split
+
+_LAZY = {"FilterDataModule", "RandomCrops", "WholeImages", "to_tensor"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from src.dataset import datamodule
+
+        return getattr(datamodule, name)
+    raise AttributeError(f"module 'src.dataset' has no attribute {name!r}")
+
 
 __all__ = [
     "EMBEDDED_SPLITS",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.dataset.catalog import DATASETS, parse_data_spec
 from src.dataset.images import list_images, read_rgb, to_rgb_uint8
 from src.errors import UserError
 
@@ -81,14 +82,18 @@ def _assign_folder_splits(root: Path, paths: list[Path]) -> dict[str, list[Path]
 
 
 def load_split(data: str, split: str) -> list[NamedImage]:
-    """Images of ``split`` from ``data``: ``"skimage"`` (embedded) or a folder path."""
+    """Images of ``split`` from ``data``: ``"skimage"`` (embedded), a data set ``NAME[:SIZE]`` or a folder."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {SPLITS}")
     if data == "skimage":
         return embedded_images(split)
+    if parse_data_spec(data) is not None:  # data/interim when prepared, else prepared now from data/raw
+        from src.dataset.prepare import load_prepared_split
+
+        return load_prepared_split(data, split)
     root = Path(data)
     if not root.exists():
-        raise UserError(f"--data {data!r}: not 'skimage' and no such folder")
+        raise UserError(f"--data {data!r}: not 'skimage', a data set ({', '.join(DATASETS)}) or a folder")
     images = folder_images(root, split)
     if not images:
         raise UserError(f"--data {data}: no readable images for the {split} split")

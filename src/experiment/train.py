@@ -37,13 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--model-arg", action="append", metavar="KEY=VALUE", help="network option, e.g. kernel_size=7")
     ap.add_argument("--filter", default="sobel", help="target filter (see src.filters.available())")
     ap.add_argument("--filter-param", action="append", metavar="KEY=VALUE", help="filter parameter, e.g. ksize=5")
-    ap.add_argument("--data", default="skimage", help="'skimage' (embedded, no download) or a folder of images")
+    ap.add_argument("--data", default="skimage",
+                    help="'skimage' (embedded, no download), mini-coco|cifar100|oxford-pets[:64|128|native], or a folder")
     ap.add_argument("--crop", type=int, default=64, help="training crop size in pixels")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--steps-per-epoch", type=int, default=100, help="training batches between validations")
     ap.add_argument("--max-time", type=float, default=None, help="training wall-clock budget in seconds")
     ap.add_argument("--max-epochs", type=int, default=1000)
     ap.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimiser steps (-1: no limit)")
+    ap.add_argument("--limit-val-batches", type=float, default=1.0,
+                    help="validation images per epoch: a fraction (<= 1.0) or a count (> 1)")
     ap.add_argument("--patience", type=int, default=8, help="early stopping: epochs without val PSNR gain")
     ap.add_argument("--loss", default="l1", choices=["l1", "mse"])
     ap.add_argument("--lr", type=float, default=3e-2)
@@ -109,6 +112,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         max_time=timedelta(seconds=args.max_time) if args.max_time else None,
         callbacks=[checkpoint, stopper], logger=logger, enable_progress_bar=not args.quiet,
         enable_model_summary=False, log_every_n_steps=10, deterministic=False,
+        limit_val_batches=int(args.limit_val_batches) if args.limit_val_batches > 1 else args.limit_val_batches,
     )
     t0 = time.time()
     trainer.fit(module, datamodule=data)
@@ -135,6 +139,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             "epochs": result["epochs"], "torch": torch.__version__}
     save_model(output, net, args.model, flt.name, flt.params, metrics=metrics, info=info)
     result["checkpoint"] = str(output)
+    result["log_dir"] = str(logger.log_dir) if logger and getattr(logger, "log_dir", None) else None
     print(json.dumps(result))
     return result
 
