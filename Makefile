@@ -27,8 +27,9 @@ evaluate: install  ## test table, CSV and grid figure for the shipped checkpoint
 test: install  ## the test suite (CI runs exactly this)
 	$(PYTHON) -m pytest -q tests
 
-bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel pipeline
+bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel pipeline; a 100 MP tiled run
 	$(PYTHON) -m src.testing.bench
+	$(PYTHON) -m src.testing.bench --large 100 --tile 1024
 
 demo: install  ## the Gradio demo on http://127.0.0.1:7860
 	$(PYTHON) demo_gradio.py

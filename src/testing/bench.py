@@ -45,7 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default="models/sobel.ckpt")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--sizes", type=float, nargs="+", default=[1.0, 4.0], help="megapixels")
+    ap.add_argument("--large", type=float, default=None, metavar="MP",
+                    help="instead: one tiled prediction of an MP-megapixel photo, with time and peak memory")
+    ap.add_argument("--tile", type=int, default=1024, help="tile size for --large")
     args = ap.parse_args(argv)
+    if args.large:
+        return large_image_run(args.checkpoint, args.large, args.tile)
 
     net = load_model(args.checkpoint)
     flt = get_filter(net.meta["filter"], **net.meta["filter_params"])
@@ -64,6 +69,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("ratio = network MP/s / OpenCV MP/s (higher is better); 'predict' uses OpenCV kernels for the compact net.")
     print()
     layer_table(photo(1.0), args.repeats)
+    return 0
+
+
+def large_image_run(checkpoint: str, megapixels: float, tile: int) -> int:
+    """Tiled prediction of one huge photo: wall time and the process's peak resident memory."""
+    import resource
+
+    from src.models import load_model
+    from src.testing.predict import predict
+
+    net = load_model(checkpoint)
+    img = photo(megapixels)
+    t0 = time.perf_counter()
+    out = predict(net, img, tile=tile)
+    seconds = time.perf_counter() - t0
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    h, w = img.shape[:2]
+    print(f"{w}x{h} = {w * h / 1e6:.0f} MP, tiles of {tile}: {seconds:.1f} s ({w * h / 1e6 / seconds:.1f} MP/s), "
+          f"peak RSS {peak_gib:.2f} GiB (input {img.nbytes / 2**30:.2f} GiB uint8, output {out.nbytes / 2**30:.2f} GiB float32)")
     return 0
 
 
