@@ -2,7 +2,7 @@
 PYTHON ?= python3
 STAMP := .make/installed
 
-.PHONY: install train train-autoencoder test bench evaluate folders demo data
+.PHONY: install train train-autoencoder test bench evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan
 
 install: $(STAMP)  ## install the Python requirements (once per change of requirements.txt) and make the folders
 
@@ -38,3 +38,18 @@ data: install  ## download + prepare a data set: make data NAME=mini-coco|cifar1
 	@test -n "$(NAME)" || { echo "usage: make data NAME=mini-coco|cifar100|oxford-pets [SIZE=64|128|native] [FILTER=sobel]"; exit 2; }
 	$(PYTHON) -m src.dataset.download $(NAME)
 	$(PYTHON) -m src.dataset.prepare $(NAME) $(if $(SIZE),--size $(SIZE)) --filter $(or $(FILTER),sobel)
+
+zoo: install  ## every filter x {compact, CAN, seed AE}, 60 s CPU training each (48 runs, ~80 min on 2 cores) -> figures/zoo.md
+	$(PYTHON) -m src.experiment.zoo --budget 60 --repeats 3
+
+train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN) on one GPU -> models/pix2pix.ckpt
+	$(PYTHON) -m src.experiment.train --model pix2pix --crop 128 --batch-size 32 --accelerator gpu --precision bf16-mixed --channels-last --num-workers 8 --max-steps 40000 --steps-per-epoch 500 --output models/pix2pix.ckpt --quiet
+
+notebook: install  ## main.ipynb top to bottom (SMOKE=1 make notebook: the 2-core CPU version)
+	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace main.ipynb --ExecutePreprocessor.timeout=3600
+
+gpu-bench: install  ## GPU figures in <= 8 min -> figures/gpu-bench.{json,md}
+	$(PYTHON) scripts/gpu_bench.py
+
+ablation-gan: install  ## L1-only U-Net vs Pix2Pix, same data and batches -> figures/ablation-gan.{csv,png}
+	$(PYTHON) scripts/ablation_gan.py --batches 300

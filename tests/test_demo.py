@@ -155,6 +155,9 @@ def test_browser_uploads_an_image_and_sees_the_prediction(server, tmp_path):
             page.locator("#prediction img").wait_for(state="visible", timeout=WAIT_S * 1000)
             expect(page.locator("#info")).to_contain_text("PSNR", timeout=WAIT_S * 1000)
             assert ".png" in page.locator("#prediction img").get_attribute("src")
+            # Gradio dims outputs while an event is pending (the upload can trigger a second run): wait it out
+            page.wait_for_function("!document.querySelector('.pending, .generating, .translucent')", timeout=WAIT_S * 1000)
+            page.wait_for_timeout(500)
             shot = tmp_path / "gradio.png"
             page.screenshot(path=str(shot), full_page=True, timeout=WAIT_S * 1000)
         finally:

@@ -51,6 +51,8 @@ class Filter:
     @property
     def key(self) -> str:
         """A stable name for this filter and its parameters (for file names and cache keys)."""
+        if "key" in self.extra:  # filters whose parameters are paths choose a shorter, file-safe key
+            return self.extra["key"]
         if not self.params:
             return self.name
         parts = [f"{k}={self.params[k]}" for k in sorted(self.params)]
@@ -82,6 +84,10 @@ def get_filter(name: str, **params: Any) -> Filter:
     >>> f(np.zeros((5, 7, 3), np.uint8)).shape
     (5, 7)
     """
+    if name not in _REGISTRY and ":" in name:  # "module:function", a user callable (src.filters.user)
+        from src.filters.user import register_callable_spec
+
+        register_callable_spec(name)
     if name not in _REGISTRY:
         raise UserError(f"unknown filter {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     factory, _ = _REGISTRY[name]

@@ -12,6 +12,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from src.errors import UserError
 from src.filters import get_filter
 from src.models.networks import build_model
+from src.testing.predict import run_any_size
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
@@ -83,7 +84,7 @@ class FilterRegressor(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         x, y = self._pair(batch)
-        pred = self.net(x).clamp(0, 1)
+        pred = run_any_size(self.net, x).clamp(0, 1)  # whole images: padded to the network's size multiple
         self.val_psnr.update(image_psnr(pred, y))
         ssim = image_ssim(pred, y)
         if not torch.isnan(ssim):

@@ -11,13 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from src.filters.functional import pad_reflect101
-
-
-def clamp01_straight_through(x: torch.Tensor) -> torch.Tensor:
-    """Clamp to [0, 1] in value, identity in gradient, so an overshoot is still pulled back."""
-    if not torch.is_grad_enabled():
-        return x.clamp(0.0, 1.0)
-    return x + (x.clamp(0.0, 1.0) - x).detach()
+from src.models.can import ContextAggregationNet
+from src.models.layers import clamp01_straight_through
+from src.models.pix2pix import UNetGenerator
 
 
 class SeedAutoencoder(nn.Module):
@@ -139,7 +135,15 @@ def exact_sobel_net(filter_params: dict | None = None) -> CompactNet:
     return net.eval()
 
 
-MODELS: dict[str, type[nn.Module]] = {"compact": CompactNet, "autoencoder": SeedAutoencoder}
+# Networks by name, for the CLI, the notebooks and the demo. Pix2Pix's U-Net appears twice: "pix2pix" is
+# trained with GAN + L1 (Pix2PixModule), "unet" with L1 only (the ablation).
+MODELS: dict[str, type[nn.Module]] = {
+    "compact": CompactNet,
+    "autoencoder": SeedAutoencoder,
+    "can": ContextAggregationNet,
+    "pix2pix": UNetGenerator,
+    "unet": UNetGenerator,
+}
 
 
 def build_model(name: str, out_channels: int = 1, **kwargs) -> nn.Module:

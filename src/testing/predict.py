@@ -14,19 +14,22 @@ import torch.nn as nn
 
 from src.dataset.images import list_images, read_rgb, to_rgb_uint8, write_png
 from src.errors import UserError, run_cli
-from src.filters.functional import pad_reflect101
+from src.filters.functional import reflect101_indices
 
 
-def _run(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Network on ``(1, 3, h, w)``, reflect-padding inputs below the network's ``min_size``."""
+def run_any_size(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Network on ``(B, 3, h, w)`` of any size: reflect-pads up to the network's ``min_size`` and to a
+    multiple of its ``size_multiple`` (the U-Net's ``2**depth``), then crops the output back to ``h x w``."""
     h, w = x.shape[-2:]
-    m = int(getattr(net, "min_size", 1))
-    ph, pw = max(0, m - h), max(0, m - w)
-    if ph or pw:
-        x = pad_reflect101(x, (ph + 1) // 2, (pw + 1) // 2)
-        top, left = (ph + 1) // 2, (pw + 1) // 2
-        return net(x)[..., top : top + h, left : left + w]
-    return net(x)
+    m, k = int(getattr(net, "min_size", 1)), int(getattr(net, "size_multiple", 1))
+    ph, pw = max(m, -(-h // k) * k) - h, max(m, -(-w // k) * k) - w
+    if not (ph or pw):
+        return net(x)
+    top, left = (ph + 1) // 2, (pw + 1) // 2
+    rows = reflect101_indices(h, max(top, ph - top), x.device)[max(top, ph - top) - top :][: h + ph]
+    cols = reflect101_indices(w, max(left, pw - left), x.device)[max(left, pw - left) - left :][: w + pw]
+    x = x.index_select(-2, rows).index_select(-1, cols)
+    return net(x)[..., top : top + h, left : left + w]
 
 
 BACKENDS = ("auto", "torch", "opencv")
@@ -47,7 +50,7 @@ def _tile_runner(net: nn.Module, backend: str):
         raise UserError(f"the opencv backend runs CompactNet on the CPU only, not {type(net).__name__} on {device}")
 
     def run(rgb: np.ndarray) -> np.ndarray:
-        return _run(net, _to_batch(rgb, device))[0].float().cpu().numpy()
+        return run_any_size(net, _to_batch(rgb, device))[0].float().cpu().numpy()
 
     return run
 
@@ -59,7 +62,9 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
     ``rgb``: ``(H, W, 3)`` uint8 (gray, RGBA and 16-bit arrays are converted), any ``H, W >= 1``.
     Returns float32 ``(H, W)`` (or ``(H, W, C)`` for multi-channel filters) in [0, 1], same size.
     With ``tile=N`` the image goes through in ``N x N`` tiles, each with a halo of the network's
-    receptive radius, so the result equals the whole-image one while memory is bounded by the tile.
+    receptive radius, so the result equals the whole-image one while memory is bounded by the tile;
+    networks with ``blend_tiles`` (the U-Net, whose output depends on the whole input) get overlapping
+    tiles cross-faded by :func:`predict_blended` instead (close to, not equal to, the whole image).
 
     >>> from src.models import exact_sobel_net
     >>> predict(exact_sobel_net(), np.zeros((7, 9, 3), np.uint8)).shape
@@ -72,6 +77,8 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
     H, W = rgb.shape[:2]
     if tile is None or (H <= tile and W <= tile):
         out = run(rgb)
+    elif getattr(net, "blend_tiles", False):
+        out = predict_blended(run, rgb, tile)
     else:
         halo = getattr(net, "receptive_radius", None)
         if halo is None:
@@ -88,6 +95,49 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
                 out[:, y0:y1, x0:x1] = res[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
     out = np.clip(out, 0.0, 1.0, out=out)
     return out[0] if out.shape[0] == 1 else np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+def _window(n: int, overlap: int, ramp_in: bool, ramp_out: bool) -> np.ndarray:
+    """1-D tile weight: sin^2 ramps over ``overlap`` pixels on the sides shared with a neighbour, so two
+    neighbours' weights sum to 1 across their overlap."""
+    w = np.ones(n, np.float32)
+    ramp = np.sin(0.5 * np.pi * (np.arange(overlap) + 0.5) / overlap).astype(np.float32) ** 2 if overlap else w[:0]
+    if ramp_in:
+        w[: len(ramp)] = ramp[:n]
+    if ramp_out:
+        w[n - len(ramp) :] = np.minimum(w[n - len(ramp) :], ramp[::-1][-n:])
+    return w
+
+
+def _starts(length: int, tile: int, step: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def predict_blended(run, rgb: np.ndarray, tile: int, overlap: int | None = None) -> np.ndarray:
+    """Overlapping ``tile x tile`` tiles (overlap ``tile // 4`` by default) blended with smooth weights.
+
+    For networks whose output depends on the whole input (the Pix2Pix U-Net), where cutting tiles at a
+    halo cannot reproduce the whole-image result: seams are cross-faded instead. ``run``: rgb -> (C, h, w).
+    """
+    H, W = rgb.shape[:2]
+    overlap = tile // 4 if overlap is None else overlap
+    out = weight = None
+    for y0 in _starts(H, tile, tile - overlap):
+        for x0 in _starts(W, tile, tile - overlap):
+            y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
+            res = run(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+            wy = _window(y1 - y0, overlap, y0 > 0, y1 < H)
+            wx = _window(x1 - x0, overlap, x0 > 0, x1 < W)
+            w2 = wy[:, None] * wx[None, :]
+            if out is None:
+                out = np.zeros((res.shape[0], H, W), np.float32)
+                weight = np.zeros((H, W), np.float32)
+            out[:, y0:y1, x0:x1] += res * w2
+            weight[y0:y1, x0:x1] += w2
+    return out / np.maximum(weight, 1e-12)
 
 
 def _to_batch(rgb: np.ndarray, device: torch.device) -> torch.Tensor:

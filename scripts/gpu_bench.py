@@ -1,0 +1,170 @@
+"""GPU figures in one run (<= 8 minutes on one GPU): Pix2Pix training speed per speed knob, test PSNR after
+2 minutes of training, and the compact Sobel net's inference speed on 4096x4096 images.
+
+    python scripts/gpu_bench.py                 # one GPU: writes figures/gpu-bench.{json,md}
+    python scripts/gpu_bench.py --tiny          # a CPU smoke run of the same code (seconds, for the tests)
+
+1. Pix2Pix training images/s at 128x128 (batch 32, the paper's U-Net and PatchGAN, targets computed on the
+   GPU from the batch, pinned memory and loader workers), for: fp32 with no knob, each knob alone (bf16
+   autocast, channels_last, cudnn.benchmark, torch.compile), and all of them together.
+2. Test PSNR/SSIM after 2 minutes of training with all knobs (the real training entry point).
+3. The compact Sobel net (models/sobel.ckpt) on 4096x4096: gigapixels/s of the network on the GPU, and of
+   ``predict`` end to end (uint8 upload, network, float download).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import pytorch_lightning as pl  # noqa: E402
+import torch  # noqa: E402
+
+from src.dataset import FilterDataModule  # noqa: E402
+from src.filters import get_filter  # noqa: E402
+from src.models.lit_pix2pix import Pix2PixModule  # noqa: E402
+from src.models.pix2pix import unet_depth  # noqa: E402
+
+KNOBS = ("bf16", "channels_last", "benchmark", "compile")
+
+
+class Throughput(pl.Callback):
+    """Images per second over ``measure`` training batches, after ``warmup`` batches (compilation, autotuning)."""
+
+    def __init__(self, warmup: int, measure: int):
+        self.warmup, self.measure, self.images, self.t0, self.value = warmup, measure, 0, None, None
+
+    def _sync(self, pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.warmup:
+            self._sync(pl_module)
+            self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.t0 is not None and batch_idx >= self.warmup:
+            self.images += batch["input"].shape[0]
+        if batch_idx == self.warmup + self.measure - 1:
+            self._sync(pl_module)
+            self.value = self.images / (time.perf_counter() - self.t0)
+
+
+def train_throughput(cfg: dict, knobs: set[str]) -> float:
+    pl.seed_everything(0, verbose=False)
+    module = Pix2PixModule({"depth": unet_depth(cfg["crop"]), "ngf": cfg["ngf"]},
+                           channels_last="channels_last" in knobs, compile="compile" in knobs)
+    n = cfg["warmup"] + cfg["measure"]
+    data = FilterDataModule(get_filter("sobel"), crop=cfg["crop"], batch_size=cfg["batch"], steps_per_epoch=n,
+                            num_workers=cfg["workers"], pin_memory=cfg["accelerator"] != "cpu")
+    timer = Throughput(cfg["warmup"], cfg["measure"])
+    trainer = pl.Trainer(accelerator=cfg["accelerator"], devices=1, max_steps=2 * n, limit_val_batches=0,
+                         precision="bf16-mixed" if "bf16" in knobs else "32-true", benchmark="benchmark" in knobs,
+                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, callbacks=[timer])
+    trainer.fit(module, datamodule=data)
+    return float(timer.value)
+
+
+def psnr_after(cfg: dict, out_dir: Path) -> dict:
+    from src.experiment.train import build_parser, train
+
+    argv = ["--model", "pix2pix", "--crop", str(cfg["crop"]), "--model-arg", f"ngf={cfg['ngf']}",
+            "--batch-size", str(cfg["batch"]), "--max-time", str(cfg["seconds"]), "--steps-per-epoch",
+            str(cfg["steps_per_epoch"]), "--accelerator", cfg["accelerator"], "--num-workers", str(cfg["workers"]),
+            "--output", str(out_dir / "pix2pix-2min.ckpt"), "--run-dir", str(out_dir / "runs"), "--quiet",
+            "--logger", "none", *cfg["knob_args"]]
+    res = train(build_parser().parse_args(argv))
+    return {k: res.get(k) for k in ("test_psnr", "test_ssim", "best_val_psnr", "train_seconds", "epochs")}
+
+
+def compact_gigapixels(cfg: dict) -> dict:
+    from src.models import exact_sobel_net, load_model
+    from src.testing import predict
+
+    device = torch.device("cuda" if cfg["accelerator"] != "cpu" else "cpu")
+    ckpt = Path("models/sobel.ckpt")
+    net = (load_model(ckpt) if ckpt.is_file() else exact_sobel_net()).to(device).eval()
+    s = cfg["big"]
+    x = torch.rand(1, 3, s, s, device=device)
+    rgb = np.random.default_rng(0).integers(0, 256, (s, s, 3), dtype=np.uint8)
+
+    def timed(fn, repeats: int = 10) -> float:
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times))
+
+    with torch.inference_mode():
+        t_net = timed(lambda: net(x))
+    t_predict = timed(lambda: predict(net, rgb, backend="torch"), repeats=5)
+    return {"size": f"{s}x{s}", "network_gpix_per_s": s * s / t_net / 1e9,
+            "predict_gpix_per_s": s * s / t_predict / 1e9}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tiny", action="store_true", help="CPU smoke run of the same code, tiny sizes")
+    ap.add_argument("--skip-compile", action="store_true", help="leave torch.compile out")
+    ap.add_argument("--out", default="figures", help="folder for gpu-bench.json and gpu-bench.md")
+    ap.add_argument("--work", default="models/gpu-bench", help="folder for the 2-minute checkpoint and logs")
+    args = ap.parse_args(argv)
+
+    if args.tiny:
+        cfg = dict(accelerator="cpu", crop=32, ngf=4, batch=2, warmup=1, measure=2, workers=0, seconds=3,
+                   steps_per_epoch=2, big=256, knob_args=[])
+        knob_sets = [set(), {"channels_last"}]
+    else:
+        if not torch.cuda.is_available():
+            raise SystemExit("error: no GPU visible; use --tiny for a CPU smoke run")
+        cfg = dict(accelerator="gpu", crop=128, ngf=64, batch=32, warmup=15, measure=40, workers=8, seconds=120,
+                   steps_per_epoch=200, big=4096,
+                   knob_args=["--precision", "bf16-mixed", "--channels-last"] + ([] if args.skip_compile else ["--compile"]))
+        knobs = [k for k in KNOBS if not (args.skip_compile and k == "compile")]
+        knob_sets = [set()] + [{k} for k in knobs] + [set(knobs)]
+        if not args.skip_compile:
+            knob_sets.append(set(knobs) - {"compile"})
+
+    report: dict = {"device": torch.cuda.get_device_name() if cfg["accelerator"] != "cpu" else "cpu",
+                    "torch": torch.__version__, "config": {k: v for k, v in cfg.items() if k != "knob_args"},
+                    "train_images_per_s": {}}
+    t_start = time.time()
+    for knobs in knob_sets:
+        name = "+".join(k for k in KNOBS if k in knobs) or "fp32, no knob"
+        report["train_images_per_s"][name] = ips = train_throughput(cfg, knobs)
+        print(f"train {cfg['crop']}x{cfg['crop']} [{name}]: {ips:.1f} img/s  ({time.time() - t_start:.0f} s)", flush=True)
+    report["after_training"] = psnr_after(cfg, Path(args.work))
+    print(f"after {cfg['seconds']} s of training: {report['after_training']}", flush=True)
+    report["compact_inference"] = compact_gigapixels(cfg)
+    print(f"compact net on {cfg['big']}^2: {report['compact_inference']}", flush=True)
+    report["total_seconds"] = round(time.time() - t_start, 1)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu-bench.json").write_text(json.dumps(report, indent=1))
+    lines = [f"| Pix2Pix training, {cfg['crop']}² batch {cfg['batch']} | img/s |", "|---|---:|"]
+    lines += [f"| {k} | {v:.1f} |" for k, v in report["train_images_per_s"].items()]
+    a, c = report["after_training"], report["compact_inference"]
+    lines += ["", f"Test PSNR after {cfg['seconds']} s of training: {a['test_psnr']:.2f} dB (SSIM {a['test_ssim']:.4f}).",
+              f"Compact net on {c['size']}: {c['network_gpix_per_s']:.2f} GP/s (network), "
+              f"{c['predict_gpix_per_s']:.3f} GP/s (predict, uint8 in -> float out). Device: {report['device']}."]
+    (out / "gpu-bench.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The zoo runner's parts: kernel collapse, its figure, the table, and its argument checks (no training)."""
+import numpy as np
+import pytest
+import torch
+
+from src.errors import UserError
+from src.experiment.zoo import cosine_similarity, effective_kernel, main, markdown_table, model_args, plot_kernels
+from src.filters import get_filter
+from src.filters.functional import BT601
+from src.filters.linear import unit_affine
+from src.models import build_model
+from src.testing.predict import predict
+
+
+def exact_linear_net(flt):
+    """A linear compact net with the filter's weights set by hand."""
+    kernel = flt.extra["kernel"]
+    scale, offset = unit_affine(kernel)
+    net = build_model("compact", **model_args("compact", flt))
+    with torch.no_grad():
+        net.mix.weight.copy_(torch.tensor(BT601).view(1, 3, 1, 1))
+        net.bank.weight.copy_(torch.from_numpy(kernel).float()[None, None])
+        net.head.weight.fill_(scale)
+        net.head.bias.fill_(offset)
+    return net.eval()
+
+
+@pytest.mark.parametrize("name,params", [("random", {"seed": 11, "size": 3}), ("random", {"seed": 11, "size": 5}),
+                                         ("laplacian", {}), ("laplacian", {"ksize": 3}), ("emboss", {})])
+def test_collapsing_the_exact_linear_net_gives_the_true_kernel(name, params, photo):
+    flt = get_filter(name, **params)
+    net = exact_linear_net(flt)
+    assert np.abs(predict(net, photo) - flt(photo)).max() < 1e-5  # the net is the filter
+    learned = effective_kernel(net, flt.extra["kernel"].shape[0])
+    np.testing.assert_allclose(learned, flt.extra["rgb_kernel"], atol=1e-6)
+    assert cosine_similarity(learned, flt.extra["rgb_kernel"]) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_kernel_figure_is_written(tmp_path):
+    k = get_filter("random", seed=2).extra["rgb_kernel"]
+    plot_kernels(tmp_path / "k.png", k * 0.9, k, "test")
+    assert (tmp_path / "k.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_table_has_one_row_per_run_and_states_the_budget():
+    row = {"filter": "sobel", "model": "can", "psnr": 31.5, "ssim": 0.98, "params": 99, "net_mps": 1.0,
+           "ref_mps": 4.0, "speed_ratio": 0.25}
+    table = markdown_table([row, dict(row, model="compact", kernel_cosine=0.5, gray_kernel_cosine=0.9)], 75)
+    assert "| sobel | can | 31.50 | 0.9800 | 99 | 1.00 | 4.00 | 0.25x |  |" in table
+    assert "0.50000 / 0.90000" in table and "75 s of CPU training" in table
+
+
+def test_zoo_refuses_unknown_filters_and_models_before_training():
+    with pytest.raises(UserError, match="unknown filter 'nope'"):
+        main(["--filters", "nope"])
+    with pytest.raises(UserError, match="unknown zoo model 'gan'"):
+        main(["--models", "gan"])
