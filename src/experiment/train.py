@@ -125,14 +125,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                channels_last=args.channels_last, compile=args.compile)
     else:
         module = FilterRegressor(args.model, model_kwargs, args.filter, filter_params, loss=args.loss, lr=lr)
-    data = FilterDataModule(flt, args.data, crop=args.crop, batch_size=args.batch_size,
-                            steps_per_epoch=args.steps_per_epoch, num_workers=args.num_workers,
-                            pin_memory=args.accelerator not in ("cpu",))
     if args.pairs:
         from src.dataset.pairs import PairsDataModule
 
         data = PairsDataModule(flt, crop=args.crop, batch_size=args.batch_size,
                                steps_per_epoch=args.steps_per_epoch, num_workers=args.num_workers)
+    else:
+        data = FilterDataModule(flt, args.data, crop=args.crop, batch_size=args.batch_size,
+                                steps_per_epoch=args.steps_per_epoch, num_workers=args.num_workers,
+                                pin_memory=args.accelerator not in ("cpu",))
     data.setup("fit")  # fail on bad --data before the trainer starts
 
     name = f"{args.model}-{flt.key}"
@@ -140,7 +141,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     logger = _logger(args.logger, run_dir, name)
     ckpt_dir = Path(logger.log_dir if logger else run_dir / name) / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr", mode="max", save_top_k=1)
-    stopper = EarlyStopping(monitor="val_psnr", mode="max", patience=args.patience, min_delta=0.01)
+    # strict=False: a run shorter than one epoch (--max-steps) ends without validation instead of failing
+    stopper = EarlyStopping(monitor="val_psnr", mode="max", patience=args.patience, min_delta=0.01, strict=False)
     devices: Any = args.devices if args.devices == "auto" else int(args.devices)
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=devices, max_epochs=args.max_epochs, max_steps=args.max_steps,
