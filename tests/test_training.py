@@ -121,3 +121,14 @@ def test_predict_on_a_single_bad_file_writes_nothing(trained, tmp_path):
     res = run_module("src.testing.predict", "--checkpoint", str(trained), "--input", str(bad), "--output", str(tmp_path / "out"))
     assert res.returncode == 2 and "no image could be processed" in res.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_evaluate_can_record_its_metrics_in_the_checkpoint(trained, tmp_path):
+    import shutil
+
+    ckpt = tmp_path / "copy.ckpt"
+    shutil.copy(trained, ckpt)
+    res = run_module("src.testing.evaluate", "--checkpoint", str(ckpt), "--figures", str(tmp_path), "--name", "ev", "--record")
+    assert res.returncode == 0, res.stderr[-2000:]
+    mean = list(csv.DictReader(open(tmp_path / "ev.csv")))[-1]
+    assert load_model(ckpt).meta["metrics"]["test_psnr"] == pytest.approx(float(mean["psnr"]))

@@ -112,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tile", type=int, default=None, help="tiled prediction with N x N tiles")
     ap.add_argument("--figures", default="figures", help="folder for the CSV and the grid figure")
     ap.add_argument("--name", default=None, help="file name stem for the outputs (default: checkpoint name)")
+    ap.add_argument("--record", action="store_true",
+                    help="also store the mean test metrics in the checkpoint (embedded data only; shown by the demo)")
     args = ap.parse_args(argv)
 
     net = load_model(args.checkpoint)
@@ -130,7 +132,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_csv(out / f"{stem}.csv", rows, mean)
     write_grid(out / f"{stem}.png", rows, title=f"{net.meta['model']} / {flt.key}: mean {mean['psnr']:.2f} dB")
     print(f"wrote {out / (stem + '.csv')} and {out / (stem + '.png')}")
+    if args.record:
+        if args.data != "skimage":
+            raise UserError("--record stores test-split metrics: use it with the embedded data (--data skimage)")
+        record_metrics(args.checkpoint, {f"test_{k}": v for k, v in mean.items() if k in COLUMNS})
+        print(f"recorded the mean test metrics in {args.checkpoint}")
     return 0
+
+
+def record_metrics(path: str, metrics: dict[str, float]) -> None:
+    """Merge ``metrics`` into a project checkpoint's stored metrics (atomic rewrite)."""
+    import torch
+
+    from src.models.checkpoint import FORMAT
+
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not (isinstance(blob, dict) and blob.get("format") == FORMAT):
+        raise UserError(f"{path}: --record needs a checkpoint in the project's own format (models/*.ckpt)")
+    blob["metrics"] = {**blob.get("metrics", {}), **{k: float(v) for k, v in metrics.items()}}
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 if __name__ == "__main__":
