@@ -11,7 +11,7 @@ from src.models.lit_pix2pix import Pix2PixModule, linear_decay
 from src.models.pix2pix import PatchDiscriminator, UNetGenerator, unet_depth
 from src.testing import predict
 from src.testing.metrics import psnr
-from src.testing.predict import run_any_size
+from src.models.layers import run_any_size
 
 from .conftest import run_module
 

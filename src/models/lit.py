@@ -12,7 +12,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from src.errors import UserError
 from src.filters import get_filter
 from src.models.networks import build_model
-from src.testing.predict import run_any_size
+from src.models.layers import run_any_size
 
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 

@@ -14,22 +14,7 @@ import torch.nn as nn
 
 from src.dataset.images import list_images, read_rgb, to_rgb_uint8, write_png
 from src.errors import UserError, run_cli
-from src.filters.functional import reflect101_indices
-
-
-def run_any_size(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Network on ``(B, 3, h, w)`` of any size: reflect-pads up to the network's ``min_size`` and to a
-    multiple of its ``size_multiple`` (the U-Net's ``2**depth``), then crops the output back to ``h x w``."""
-    h, w = x.shape[-2:]
-    m, k = int(getattr(net, "min_size", 1)), int(getattr(net, "size_multiple", 1))
-    ph, pw = max(m, -(-h // k) * k) - h, max(m, -(-w // k) * k) - w
-    if not (ph or pw):
-        return net(x)
-    top, left = (ph + 1) // 2, (pw + 1) // 2
-    rows = reflect101_indices(h, max(top, ph - top), x.device)[max(top, ph - top) - top :][: h + ph]
-    cols = reflect101_indices(w, max(left, pw - left), x.device)[max(left, pw - left) - left :][: w + pw]
-    x = x.index_select(-2, rows).index_select(-1, cols)
-    return net(x)[..., top : top + h, left : left + w]
+from src.models.layers import run_any_size
 
 
 BACKENDS = ("auto", "torch", "opencv")
