@@ -35,3 +35,14 @@ def test_border_ring_and_interior_split_the_image():
 def test_zero_prediction_psnr_is_reported(photo):
     target = photo[..., 0] / 255.0
     assert image_metrics(target, target)["zero_psnr"] == pytest.approx(psnr(np.zeros_like(target), target))
+
+
+def test_psnr_by_size_evaluates_each_size_at_native_resolution(photo):
+    from src.dataset import NamedImage
+    from src.filters import get_filter
+    from src.models import exact_sobel_net
+    from src.testing.sizes import psnr_by_size
+
+    rows = psnr_by_size(exact_sobel_net(), get_filter("sobel"), [NamedImage("a", photo)], sizes=((7, 5), (64, 33)))
+    assert [r["size"] for r in rows] == ["7x5", "64x33"]
+    assert all(r["psnr"] > 99 and r["zero_psnr"] < 30 for r in rows)  # the exact net is exact at any size
