@@ -23,6 +23,7 @@ def trained_like(net):
 NETS = {
     "compact": lambda: trained_like(CompactNet()),
     "compact-rgb-hidden": lambda: trained_like(CompactNet(mix=0, pairs=2, linear=1, hidden=4)),
+    "compact-zero-padding": lambda: trained_like(CompactNet(padding="zeros")),
     "autoencoder": lambda: trained_like(SeedAutoencoder()),
 }
 
@@ -45,7 +46,7 @@ def test_tiled_prediction_equals_whole_image(name, tile, photo):
     assert np.abs(whole - tiled).max() <= 1e-5
 
 
-@pytest.mark.parametrize("name", ["compact", "compact-rgb-hidden"])
+@pytest.mark.parametrize("name", ["compact", "compact-rgb-hidden", "compact-zero-padding"])
 def test_opencv_backend_equals_torch(name, photo):
     net = NETS[name]()
     assert np.abs(predict(net, photo, backend="opencv") - predict(net, photo, backend="torch")).max() <= 1e-5

@@ -73,14 +73,18 @@ class CompactNet(nn.Module):
         linear: int = 0,
         hidden: int = 0,
         eps: float = 1e-12,
+        padding: str = "reflect",
     ):
         super().__init__()
         if kernel_size % 2 == 0 or kernel_size < 1:
             raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
         if pairs + linear < 1:
             raise ValueError("need at least one pair or one linear response")
-        self.config = dict(in_channels=in_channels, out_channels=out_channels, mix=mix,
-                           kernel_size=kernel_size, pairs=pairs, linear=linear, hidden=hidden, eps=eps)
+        if padding not in ("reflect", "zeros"):
+            raise ValueError(f"padding must be 'reflect' (reflect-101, the target's rule) or 'zeros', got {padding!r}")
+        self.config = dict(in_channels=in_channels, out_channels=out_channels, mix=mix, kernel_size=kernel_size,
+                           pairs=pairs, linear=linear, hidden=hidden, eps=eps, padding=padding)
+        self.padding = padding
         self.out_channels, self.pairs, self.linear, self.eps = out_channels, pairs, linear, eps
         self.receptive_radius = kernel_size // 2
         # mix=0: no colour mixing, the filter bank sees the RGB channels directly.
@@ -104,7 +108,9 @@ class CompactNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.receptive_radius
-        y = self.bank(pad_reflect101(self._mix(x), r))
+        z = self._mix(x)
+        # reflect-101 is the target's own border rule; "zeros" is the ablation (question 2 in the README)
+        y = self.bank(pad_reflect101(z, r) if self.padding == "reflect" else F.pad(z, (r, r, r, r)))
         p = self.pairs
         u, v, lin = y[:, :p], y[:, p : 2 * p], y[:, 2 * p :]
         # eps keeps the gradient of sqrt finite on flat patches; inference computes the exact magnitude.

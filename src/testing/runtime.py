@@ -28,6 +28,7 @@ def opencv_runner(net: nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
     else:
         layers = [(net.head.weight.detach().cpu().numpy()[:, :, 0, 0], net.head.bias.detach().cpu().numpy())]
     p, n_lin = net.pairs, net.linear
+    border = cv2.BORDER_REFLECT_101 if net.padding == "reflect" else cv2.BORDER_CONSTANT
 
     def run(rgb: np.ndarray) -> np.ndarray:
         x = rgb.astype(np.float32)
@@ -40,7 +41,7 @@ def opencv_runner(net: nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
         for o in range(bank.shape[0]):
             acc = None
             for c, ch in enumerate(chans):
-                r = cv2.filter2D(ch, cv2.CV_32F, bank[o, c], borderType=cv2.BORDER_REFLECT_101)
+                r = cv2.filter2D(ch, cv2.CV_32F, bank[o, c], borderType=border)
                 acc = r if acc is None else cv2.add(acc, r)
             resp.append(acc)
         feats = [cv2.magnitude(resp[i], resp[p + i]) for i in range(p)] + resp[2 * p : 2 * p + n_lin]
