@@ -187,7 +187,7 @@ def run_one(name: str, params: dict, model: str, budget: float, out_dir: Path, r
 
 
 def markdown_table(rows: list[dict], budget: float) -> str:
-    lines = [f"| filter | model | test PSNR (dB) | SSIM | params | net MP/s | reference MP/s | speed ratio | kernel cos RGB / gray |",
+    lines = ["| filter | model | test PSNR (dB) | SSIM | params | net MP/s | reference MP/s | speed ratio | kernel cos RGB / gray |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         cos = f"{r['kernel_cosine']:.5f} / {r['gray_kernel_cosine']:.5f}" if r.get("kernel_cosine") is not None else ""
