@@ -2,7 +2,7 @@
 PYTHON ?= python3
 STAMP := .make/installed
 
-.PHONY: install train train-autoencoder test bench evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan
+.PHONY: install train train-autoencoder test bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs
 
 install: $(STAMP)  ## install the Python requirements (once per change of requirements.txt) and make the folders
 
@@ -31,6 +31,9 @@ bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel p
 	$(PYTHON) -m src.testing.bench
 	$(PYTHON) -m src.testing.bench --large 100 --tile 1024
 
+quantize: install  ## fp16 / bf16 / int8 copies of the shipped checkpoints: file size and test PSNR -> figures/quantize.{csv,md}
+	$(PYTHON) -m src.testing.quantize
+
 demo: install  ## the Gradio demo on http://127.0.0.1:7860
 	$(PYTHON) demo_gradio.py
 
@@ -39,8 +42,15 @@ data: install  ## download + prepare a data set: make data NAME=mini-coco|cifar1
 	$(PYTHON) -m src.dataset.download $(NAME)
 	$(PYTHON) -m src.dataset.prepare $(NAME) $(if $(SIZE),--size $(SIZE)) --filter $(or $(FILTER),sobel)
 
-zoo: install  ## every filter x {compact, CAN, seed AE}, 60 s CPU training each (48 runs, ~80 min on 2 cores) -> figures/zoo.md
+zoo: install  ## every filter x {compact, CAN, seed AE}, 60 s CPU training each (48 runs, ~60 min on 2 cores) -> figures/zoo.{md,csv}
 	$(PYTHON) -m src.experiment.zoo --budget 60 --repeats 3
+
+sweeps: install  ## params vs PSNR on Sobel (9 nets, 45 s each) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs, 60 s) -> figures/sweep-*.{csv,md,png}
+	$(PYTHON) -m src.experiment.sweep size --budget 45
+	$(PYTHON) -m src.experiment.sweep depth --budget 60
+
+figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~1 min)
+	$(PYTHON) -m src.testing.figures
 
 train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN) on one GPU -> models/pix2pix.ckpt
 	$(PYTHON) -m src.experiment.train --model pix2pix --crop 128 --batch-size 32 --accelerator gpu --precision bf16-mixed --channels-last --num-workers 8 --max-steps 40000 --steps-per-epoch 500 --output models/pix2pix.ckpt --quiet
@@ -50,6 +60,9 @@ notebook: install  ## main.ipynb top to bottom (SMOKE=1 make notebook: the 2-cor
 
 gpu-bench: install  ## GPU figures in <= 8 min -> figures/gpu-bench.{json,md}
 	$(PYTHON) scripts/gpu_bench.py
+
+knobs: install  ## each speed knob's measured speed-up on this CPU (+ GPU rows from gpu-bench) -> figures/knobs.{csv,md}
+	$(PYTHON) -m src.testing.knobs
 
 ablation-gan: install  ## L1-only U-Net vs Pix2Pix, same data and batches -> figures/ablation-gan.{csv,png}
 	$(PYTHON) scripts/ablation_gan.py --batches 300

@@ -92,6 +92,15 @@ def test_can_tiled_prediction_equals_the_whole_image(rng):
     np.testing.assert_allclose(predict(net, rgb, tile=16), predict(net, rgb), atol=1e-5)
 
 
+def test_can_prediction_in_channels_last_layout_equals_the_plain_forward(rng):
+    torch.manual_seed(1)
+    net = build_model("can", out_channels=3, width=8, depth=5, residual=False).eval()
+    rgb = rng.integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    with torch.no_grad():
+        plain = net(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(predict(net, rgb), plain, atol=1e-5)
+
+
 def test_can_checkpoint_round_trip(tmp_path):
     net = build_model("can", out_channels=3, width=8, depth=4).eval()
     save_model(tmp_path / "can.ckpt", net, "can", "stylization")

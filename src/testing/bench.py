@@ -37,8 +37,8 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.filters import get_filter
     from src.models import load_model
+    from src.testing.evaluate import checkpoint_filter
     from src.testing.predict import predict
 
     ap = argparse.ArgumentParser(prog="python -m src.testing.bench", description=__doc__.splitlines()[0])
@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return large_image_run(args.checkpoint, args.large, args.tile)
 
     net = load_model(args.checkpoint)
-    flt = get_filter(net.meta["filter"], **net.meta["filter_params"])
+    flt = checkpoint_filter(net)
     print(f"checkpoint {args.checkpoint} ({net.meta['model']}, filter {flt.key}); "
           f"torch threads {torch.get_num_threads()}, OpenCV threads {cv2.getNumThreads()}")
     head = f"{'image':>8} {'OpenCV pipeline':>16} {'net (predict)':>14} {'ratio':>6} {'net (torch eager)':>18} {'ratio':>6}"

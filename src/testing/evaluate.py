@@ -29,17 +29,26 @@ from src.testing.predict import predict
 COLUMNS = ("psnr", "ssim", "mae", "zero_psnr", "border_psnr", "interior_psnr")
 
 
+def checkpoint_filter(net: nn.Module) -> Filter:
+    """The reference filter a loaded checkpoint was trained on (name and parameters from ``net.meta``)."""
+    return get_filter(net.meta["filter"], **net.meta["filter_params"])
+
+
 def evaluate_images(
-    net: nn.Module, flt: Filter, images: list[NamedImage], tile: int | None = None, keep: bool = False
+    net: nn.Module, flt: Filter, images: list[NamedImage], tile: int | None = None, keep: bool = False,
+    backend: str = "auto",
 ) -> tuple[list[dict], dict]:
-    """Metrics for each image and their mean; with ``keep`` the rows also hold the arrays for plotting."""
+    """Metrics for each image and their mean; with ``keep`` the rows also hold the arrays for plotting.
+
+    ``backend`` goes to :func:`predict` (``"torch"`` for modules the OpenCV runtime must not stand in for).
+    """
     if not images:
         raise UserError("no images to evaluate")
     rows = []
     for im in images:
         target = flt(im.rgb)
         t0 = time.perf_counter()
-        pred = predict(net, im.rgb, tile=tile)
+        pred = predict(net, im.rgb, tile=tile, backend=backend)
         seconds = time.perf_counter() - t0
         row = {"image": im.name, "size": f"{im.rgb.shape[1]}x{im.rgb.shape[0]}", **image_metrics(pred, target), "seconds": seconds}
         if keep:
@@ -117,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     net = load_model(args.checkpoint)
-    flt = get_filter(net.meta["filter"], **net.meta["filter_params"])
+    flt = checkpoint_filter(net)
     if args.data == "skimage":
         images = load_split("skimage", "test")
     else:

@@ -38,14 +38,14 @@ def psnr_by_size(net, flt, images, sizes=SIZES) -> list[dict]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from src.dataset import load_split
-    from src.filters import get_filter
     from src.models import load_model
+    from src.testing.evaluate import checkpoint_filter
 
     ap = argparse.ArgumentParser(prog="python -m src.testing.sizes", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="models/sobel.ckpt")
     args = ap.parse_args(argv)
     net = load_model(args.checkpoint)
-    flt = get_filter(net.meta["filter"], **net.meta["filter_params"])
+    flt = checkpoint_filter(net)
     rows = psnr_by_size(net, flt, load_split("skimage", "test"))
     print(f"{args.checkpoint}: mean over the 4 test photos resized to each size")
     print(f"{'size':>10} {'PSNR':>8} {'zero':>7}")

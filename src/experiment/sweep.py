@@ -1,0 +1,168 @@
+"""Two sweeps for the README's questions 5 and 7, each a list of zoo runs (same budget, same data):
+
+    python -m src.experiment.sweep size  [--budget 45]   # params vs PSNR on Sobel -> figures/sweep-size.{csv,md,png}
+    python -m src.experiment.sweep depth [--budget 60]   # CAN depth on Sobel vs a non-local operator
+                                                         #   -> figures/sweep-depth.{csv,md,png}
+
+``size`` trains compact nets (kernel 3/5/7, RGB bank, hidden layer), CANs of growing width and depth
+and the seed autoencoder on the Sobel target and plots test PSNR against parameter count, marking the
+smallest model that reaches 45 dB. ``depth`` trains the CAN at depths 3..7 (receptive field 5..65 px)
+on Sobel, whose support is 5 x 5, and on OpenCV's edge-preserving filter, whose support is the image.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from src.dataset.images import atomic_write_bytes
+from src.errors import UserError, run_cli
+
+TARGET_DB = 45.0
+
+# (model, network options, label) on the Sobel target.
+SIZE_RUNS: list[tuple[str, dict[str, Any], str]] = [
+    ("compact", {"kernel_size": 3}, "compact k3"),
+    ("compact", {"kernel_size": 5}, "compact k5 (default)"),
+    ("compact", {"kernel_size": 7}, "compact k7"),
+    ("compact", {"mix": 0}, "compact k5, RGB bank"),
+    ("compact", {"hidden": 8}, "compact k5, hidden 8"),
+    ("can", {"width": 4, "depth": 3}, "CAN 4x3"),
+    ("can", {"width": 8, "depth": 5}, "CAN 8x5"),
+    ("can", {"width": 16, "depth": 6}, "CAN 16x6"),
+    ("autoencoder", {}, "seed autoencoder"),
+]
+DEPTH_FILTERS = [("sobel", {}), ("edge-preserving", {})]
+DEPTH_LEVELS = (3, 4, 5, 6, 7)
+DEPTH_WIDTH = 8
+
+
+def size_runs() -> list[tuple[str, dict, str, dict, str]]:
+    """(filter, filter params, model, network options, label) for the size sweep."""
+    return [("sobel", {}, m, a, label) for m, a, label in SIZE_RUNS]
+
+
+def depth_runs() -> list[tuple[str, dict, str, dict, str]]:
+    from src.models.can import dilations
+
+    return [(f, p, "can", {"width": DEPTH_WIDTH, "depth": d}, f"depth {d} (RF {2 * sum(dilations(d)) + 1})")
+            for f, p in DEPTH_FILTERS for d in DEPTH_LEVELS]
+
+
+def smallest_reaching(rows: list[dict], target: float = TARGET_DB) -> dict | None:
+    """The row with the fewest parameters whose test PSNR is at least ``target`` (None if none)."""
+    ok = [r for r in rows if r["psnr"] >= target]
+    return min(ok, key=lambda r: r["params"]) if ok else None
+
+
+def markdown(kind: str, rows: list[dict], budget: float) -> str:
+    lines = ["| filter | network | params | test PSNR (dB) | SSIM | net MP/s |", "|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['filter']} | {r['label']} | {r['params']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
+                     f"{r['net_mps']:.2f} |")
+    lines.append("")
+    lines.append(f"Each run: {budget:.0f} s of CPU training on the embedded data (compact nets: a third Adam, "
+                 "the rest L-BFGS), test split at native resolution, borders included.")
+    if kind == "size":
+        best = smallest_reaching(rows)
+        lines.append(f"Smallest network at >= {TARGET_DB:.0f} dB: " +
+                     (f"{best['label']}, {best['params']} parameters, {best['psnr']:.2f} dB." if best else "none."))
+    return "\n".join(lines) + "\n"
+
+
+def plot(kind: str, rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if kind == "size":
+        for model, marker in (("compact", "o"), ("can", "s"), ("autoencoder", "^")):
+            pts = [r for r in rows if r["model"] == model]
+            if not pts:
+                continue
+            ax.scatter([r["params"] for r in pts], [r["psnr"] for r in pts], marker=marker, s=40, label=model)
+            for r in pts:
+                ax.annotate(r["label"], (r["params"], r["psnr"]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.axhline(TARGET_DB, color="gray", ls="--", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("parameters")
+        ax.set_title("Sobel: test PSNR against model size (equal CPU budget)")
+    else:
+        for flt in dict.fromkeys(r["filter"] for r in rows):
+            pts = [r for r in rows if r["filter"] == flt]
+            ax.plot([r["receptive_field"] for r in pts], [r["psnr"] for r in pts], "o-", label=flt)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("receptive field (px), CAN depth 3..7")
+        ax.set_title(f"CAN width {DEPTH_WIDTH}: deeper = wider context (equal CPU budget)")
+    ax.set_ylabel("test PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_outputs(kind: str, rows: list[dict], budget: float, out_dir: Path) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=sorted({k for r in rows for k in r}))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(out_dir / f"sweep-{kind}.csv", buf.getvalue().encode())
+    atomic_write_bytes(out_dir / f"sweep-{kind}.md", markdown(kind, rows, budget).encode())
+    plot(kind, rows, out_dir / f"sweep-{kind}.png")
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a sweep CSV with numbers parsed (for ``make figures``)."""
+    rows = []
+    for r in csv.DictReader(open(path, newline="")):
+        rows.append({k: (float(v) if k in ("psnr", "ssim", "net_mps", "ref_mps", "train_s") else
+                         int(float(v)) if k in ("params", "receptive_field") else v) for k, v in r.items() if v != ""})
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m src.experiment.sweep", description=__doc__.splitlines()[0])
+    ap.add_argument("kind", choices=("size", "depth"))
+    ap.add_argument("--budget", type=float, default=None, help="training seconds per run (size 45, depth 60)")
+    ap.add_argument("--repeats", type=int, default=3, help="timing repeats per MP/s figure")
+    ap.add_argument("--figures", default="figures")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N runs (for a quick check)")
+    args = ap.parse_args(argv)
+    budget = args.budget if args.budget is not None else (45.0 if args.kind == "size" else 60.0)
+    if budget <= 0:
+        raise UserError(f"--budget must be positive, got {budget}")
+    out_dir = Path(args.figures)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--figures {out_dir} is a file, not a folder")
+
+    from src.experiment.zoo import run_one
+
+    runs = (size_runs() if args.kind == "size" else depth_runs())[: args.limit]
+    rows, t0 = [], time.time()
+    for flt, params, model, net_args, label in runs:
+        tag = "-" + "-".join(f"{k}{v}" for k, v in net_args.items()) if net_args else ""
+        row = run_one(flt, params, model, budget, out_dir, args.repeats, net_args=net_args, tag=tag)
+        row["label"] = label
+        if model == "can":
+            from src.models.can import dilations
+
+            row["receptive_field"] = 2 * sum(dilations(net_args["depth"])) + 1
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        write_outputs(args.kind, rows, budget, out_dir)
+    print(markdown(args.kind, rows, budget))
+    print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir}/sweep-{args.kind}.{{csv,md,png}}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,384 @@
+"""Each framework speed knob, measured as a pair on the same work (``make knobs``): the README's knobs table.
+
+    python -m src.testing.knobs [--quick] [--out figures/knobs] [--gpu-json figures/gpu-bench.json]
+
+CPU rows are measured here. Inference: MP/s of one forward pass over a photo ``(1, 3, H, W)``, median of
+repeats after a warm-up (``src.testing.bench.median_seconds``). Training: steady-state steps/s of the real
+``FilterRegressor`` + ``FilterDataModule`` under ``pl.Trainer`` on the embedded photos, warm-up steps
+(worker start, first batches) excluded, median of repeats run alternately. GPU rows come from the JSON
+``scripts/gpu_bench.py`` writes, when it exists. Writes ``OUT.csv`` and ``OUT.md`` and prints the table.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io
+import json
+import logging
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pytorch_lightning as pl
+import torch
+
+from src.errors import UserError, run_cli
+
+FULL = dict(mp=1.0, repeats=5, compile=("seed autoencoder", "CAN w16 d6"), crop=64, batch=32, warmup=10,
+            measure=60, train_repeats=3)
+QUICK = dict(mp=0.02, repeats=2, compile=(), crop=32, batch=4, warmup=2, measure=4, train_repeats=1)
+RESULT = "knobs-result "  # the child process's answer line (DDP runs in one, see ddp_images_per_s)
+CL = torch.channels_last
+
+
+@dataclasses.dataclass
+class Row:
+    """One knob: ``baseline`` and ``with_knob`` are rates in ``measure`` (None: that run failed)."""
+
+    device: str
+    knob: str
+    measure: str
+    model: str
+    baseline: float | None
+    with_knob: float | None
+    notes: str = ""
+
+
+def speedup(baseline: float | None, with_knob: float | None) -> float | None:
+    """``with_knob / baseline`` for rates (higher is faster); None unless both are finite and positive.
+
+    >>> speedup(2.0, 3.0)
+    1.5
+    """
+    if baseline is None or with_knob is None or not all(math.isfinite(v) and v > 0 for v in (baseline, with_knob)):
+        return None
+    return with_knob / baseline
+
+
+def format_rate(value: float | None) -> str:
+    """Three significant figures without exponents; ``None`` (failed or skipped: see the notes) -> ``"-"``.
+
+    >>> format_rate(1234.5), format_rate(12.345), format_rate(0.01234), format_rate(None)
+    ('1234', '12.3', '0.0123', '-')
+    """
+    if value is None:
+        return "-"
+    digits = max(0, 2 - math.floor(math.log10(abs(value)))) if value else 0
+    return f"{value:.{digits}f}"
+
+
+def format_speedup(row: Row) -> str:
+    s = speedup(row.baseline, row.with_knob)
+    return "-" if s is None else f"{s:.2f}x"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------------------------- inference
+def _networks() -> dict[str, torch.nn.Module]:
+    from src.models import build_model, load_model
+
+    ckpt = Path("models/autoencoder.ckpt")
+    ae = load_model(ckpt) if ckpt.is_file() else build_model("autoencoder")
+    return {"seed autoencoder": ae.eval(), "CAN w16 d6": build_model("can", width=16, depth=6).eval()}
+
+
+def inference_rows(cfg: dict[str, Any]) -> list[Row]:
+    """Threads, channels_last, no_grad / inference_mode, bf16 autocast, torch.compile, the OpenCV runtime."""
+    import copy
+
+    from src.dataset.datamodule import to_tensor
+    from src.testing.bench import median_seconds, photo
+
+    img = photo(cfg["mp"])
+    x = to_tensor(img)[None]
+    mp = img.shape[0] * img.shape[1] / 1e6
+
+    def mps(fn: Callable[[], object], context: Callable[[], Any] = torch.inference_mode) -> float:
+        with context():
+            return mp / median_seconds(fn, cfg["repeats"])
+
+    what, rows, threads = f"inference MP/s ({mp:.2f} MP)", [], torch.get_num_threads()
+    for name, net in _networks().items():
+        run = lambda net=net: net(x)  # noqa: E731
+        torch.set_num_threads(1)
+        try:
+            one = mps(run)
+        finally:
+            torch.set_num_threads(threads)
+        rows.append(Row("CPU", "threads", what, name, one, mps(run),
+                        f"torch.set_num_threads(1) vs {threads} (default; {os.cpu_count()} cores)"))
+        net_cl, x_cl = copy.deepcopy(net).to(memory_format=CL), x.contiguous(memory_format=CL)
+        rows.append(Row("CPU", "channels_last", what, name, mps(run), mps(lambda: net_cl(x_cl)), "input and weights NHWC"))
+        grad = mps(run, torch.enable_grad)
+        for knob, context in (("no_grad", torch.no_grad), ("inference_mode", torch.inference_mode)):
+            rows.append(Row("CPU", knob, what, name, grad, mps(run, context), "baseline: eval mode, autograd on"))
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = mp / median_seconds(run, cfg["repeats"])
+        rows.append(Row("CPU", "bf16", what, name, mps(run), bf16, "torch.autocast('cpu', bfloat16); last layer "
+                        f"(before the final clamp/ReLU) {bf16_psnr(net, x):.1f} dB PSNR vs fp32, peak = its fp32 range"))
+        rows.append(_compile_row(name, net, x, mps, what) if name in cfg["compile"] else
+                    Row("CPU", "compile", what, name, None, None, "skipped with --quick (compiling takes ~15 s)"))
+    rows.append(_opencv_row(img, mps, what))
+    order = ["threads", "channels_last", "no_grad", "inference_mode", "bf16", "compile", "opencv runtime"]
+    return sorted(rows, key=lambda r: order.index(r.knob))  # stable: models keep their order within a knob
+
+
+def bf16_psnr(net: torch.nn.Module, x: torch.Tensor) -> float:
+    """PSNR of the last layer's output under bf16 autocast against fp32, peak = the fp32 output's range.
+
+    The last layer, not the clamped output: an untrained network's output is often clamped flat, which
+    would hide the rounding error.
+    """
+    outs: list[torch.Tensor] = []
+    hook = list(net.modules())[-1].register_forward_hook(lambda m, i, o: outs.append(o.float()))
+    try:
+        with torch.inference_mode():
+            net(x)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                net(x)
+    finally:
+        hook.remove()
+    ref, low = outs
+    peak = float(ref.max() - ref.min()) or 1.0
+    return 10 * math.log10(peak**2 / max(float(((low - ref) ** 2).mean()), 1e-20))
+
+
+def _compile_row(name: str, net: torch.nn.Module, x: torch.Tensor, mps: Callable, what: str) -> Row:
+    try:
+        t0 = time.perf_counter()
+        compiled = torch.compile(net)
+        with torch.inference_mode():
+            compiled(x)
+        seconds = time.perf_counter() - t0
+        return Row("CPU", "compile", what, name, mps(lambda: net(x)), mps(lambda: compiled(x)),
+                   f"torch.compile (inductor); first call {seconds:.0f} s, not timed")
+    except Exception as exc:  # no C compiler, unsupported op...: the row says so
+        return Row("CPU", "compile", what, name, None, None, f"failed: {_one_line(exc)}")
+
+
+def _opencv_row(img: Any, mps: Callable, what: str) -> Row:
+    from src.models import exact_sobel_net, load_model
+    from src.testing.predict import predict
+
+    ckpt = Path("models/sobel.ckpt")
+    net = load_model(ckpt) if ckpt.is_file() else exact_sobel_net()
+    return Row("CPU", "opencv runtime", what, "compact (Sobel)", mps(lambda: predict(net, img, backend="torch")),
+               mps(lambda: predict(net, img, backend="opencv")), "predict(backend='opencv') vs 'torch'; uint8 in, float out")
+
+
+# ------------------------------------------------------------------------------------------------ training
+class Throughput(pl.Callback):
+    """Images per second over ``measure`` training batches, after ``warmup`` batches (compilation, autotuning).
+
+    Per process: under DDP each rank sees its own share of the global batch.
+    """
+
+    def __init__(self, warmup: int, measure: int):
+        self.warmup, self.measure, self.images, self.t0, self.value = warmup, measure, 0, None, None
+
+    def _sync(self, pl_module: pl.LightningModule) -> None:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if batch_idx == self.warmup:
+            self._sync(pl_module)
+            self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.t0 is not None and batch_idx >= self.warmup:
+            self.images += batch["input"].shape[0]
+        if batch_idx == self.warmup + self.measure - 1:
+            self._sync(pl_module)
+            self.value = self.images / (time.perf_counter() - self.t0)
+
+
+class ChannelsLast(pl.Callback):
+    """NHWC weights and inputs for ``FilterRegressor`` (train.py's ``--channels-last`` covers Pix2Pix only)."""
+
+    def on_fit_start(self, trainer, pl_module):
+        pl_module.to(memory_format=CL)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        batch["input"] = batch["input"].contiguous(memory_format=CL)  # the dict training_step receives
+
+
+@dataclasses.dataclass
+class Case:
+    """One training configuration: compact or seed autoencoder on the embedded photos, CPU."""
+
+    model: str = "compact"
+    filter: str = "sobel"
+    loader_targets: bool = False  # True: OpenCV targets in the loader even when the filter has a torch twin
+    workers: int = 0
+    devices: int = 1
+    precision: str = "32-true"
+    channels_last: bool = False
+    crop: int = 64
+    batch: int = 32
+    warmup: int = 10
+    measure: int = 60
+
+
+def train_images_per_s(case: Case) -> float | None:
+    """Training images/s of this process (None on DDP ranks other than 0)."""
+    from src.dataset import FilterDataModule
+    from src.filters import get_filter
+    from src.models.lit import FilterRegressor
+
+    logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
+    pl.seed_everything(0, verbose=False)
+    flt = get_filter(case.filter)
+    steps = case.warmup + case.measure
+    data = FilterDataModule(dataclasses.replace(flt, torch_fn=None) if case.loader_targets else flt, "skimage",
+                            crop=case.crop, batch_size=case.batch, num_workers=case.workers,
+                            steps_per_epoch=steps * case.devices)  # DDP's sampler gives each rank 1/devices of it
+    timer = Throughput(case.warmup, case.measure)
+    trainer = pl.Trainer(accelerator="cpu", devices=case.devices, strategy="ddp" if case.devices > 1 else "auto",
+                         max_steps=steps, limit_val_batches=0, precision=case.precision, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         callbacks=[timer] + ([ChannelsLast()] if case.channels_last else []))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(FilterRegressor(case.model, {}, case.filter), datamodule=data)
+    return float(timer.value) if trainer.is_global_zero else None
+
+
+def ddp_images_per_s(case: Case, timeout: float) -> float:
+    """Global training images/s with ``case.devices`` gloo processes, run in a child process: Lightning's
+    DDP launcher re-runs the command line for the other ranks, so it must be this one measurement alone."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+               PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, "-m", "src.testing.knobs", "--train-case", json.dumps(dataclasses.asdict(case))]
+    res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    for line in res.stdout.splitlines():
+        if line.startswith(RESULT):
+            return float(json.loads(line[len(RESULT):])) * case.devices
+    errors = [ln for ln in res.stderr.splitlines() if "Error" in ln] or res.stderr.strip().splitlines() or ["no output"]
+    raise RuntimeError(f"exit {res.returncode}: {errors[-1][:160]}")
+
+
+def training_rows(cfg: dict[str, Any]) -> list[Row]:
+    """Loader workers, targets on the model's device, DDP, channels_last, bf16-mixed; pairs run alternately."""
+    size = dict(crop=cfg["crop"], batch=cfg["batch"], warmup=cfg["warmup"], measure=cfg["measure"])
+    what, b = f"training steps/s ({cfg['crop']}² crops, batch {cfg['batch']})", cfg["batch"]
+
+    def pair(base: Case, knob: Case) -> tuple[float, float]:
+        runs = [(train_images_per_s(base), train_images_per_s(knob)) for _ in range(cfg["train_repeats"])]
+        return statistics.median(r[0] for r in runs) / b, statistics.median(r[1] for r in runs) / b
+
+    sobel, ae, bilateral = Case(**size), Case(model="autoencoder", **size), Case(filter="bilateral", **size)
+    note = f"median of {cfg['train_repeats']}; {cfg['warmup']} warm-up steps untimed"
+    rows = [
+        Row("CPU", "loader workers", what, "compact (bilateral)", *pair(bilateral, dataclasses.replace(bilateral, workers=2)),
+            f"num_workers 0 vs 2; bilateral has no torch twin: cv2 targets in the loader; {note}"),
+        Row("CPU", "targets on device", what, "compact (Sobel)", *pair(dataclasses.replace(sobel, loader_targets=True), sobel),
+            f"Sobel's torch twin in training_step vs cv2 in the loader (0 workers); {note}"),
+    ]
+    one = statistics.median(train_images_per_s(sobel) for _ in range(cfg["train_repeats"]))
+    try:
+        two, ddp_note = ddp_images_per_s(dataclasses.replace(sobel, devices=2), timeout=300), ""
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        two, ddp_note = None, f"failed: {_one_line(exc)}; "
+    rows.append(Row("CPU", "ddp", f"training samples/s ({cfg['crop']}² crops)", "compact (Sobel)", one, two,
+                    f"{ddp_note}2 gloo processes x batch {b} (global batch {2 * b}, 1 torch thread each) vs 1 process "
+                    f"x batch {b}; DDP: one run; {cfg['warmup']} warm-up steps untimed"))
+    rows.append(Row("CPU", "channels_last", what, "seed autoencoder", *pair(ae, dataclasses.replace(ae, channels_last=True)),
+                    f"weights and inputs NHWC (callback); {note}"))
+    rows.append(Row("CPU", "bf16", what, "seed autoencoder", *pair(ae, dataclasses.replace(ae, precision="bf16-mixed")),
+                    f"Lightning precision bf16-mixed vs 32-true; {note}"))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------- the table
+def gpu_rows(report: dict[str, Any]) -> list[Row]:
+    """Rows from ``scripts/gpu_bench.py``'s JSON: each training knob set against "fp32, no knob"."""
+    ips, c = report.get("train_images_per_s", {}), report.get("config", {})
+    base = ips.get("fp32, no knob")
+    model = f"Pix2Pix U-Net {c.get('crop', '?')}² batch {c.get('batch', '?')}"
+    return [Row("GPU", name, "training img/s", model, base, value, report.get("device", ""))
+            for name, value in ips.items() if name != "fp32, no knob"]
+
+
+COLUMNS = ("device", "knob", "what is measured", "model", "baseline", "with knob", "speed-up (x)", "notes")
+
+
+def to_csv(rows: list[Row]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(COLUMNS)
+    for r in rows:
+        s = speedup(r.baseline, r.with_knob)
+        w.writerow([r.device, r.knob, r.measure, r.model, "" if r.baseline is None else f"{r.baseline:.6g}",
+                    "" if r.with_knob is None else f"{r.with_knob:.6g}", "" if s is None else f"{s:.3f}", r.notes])
+    return out.getvalue()
+
+
+def to_markdown(rows: list[Row], header: str, gpu_line: str) -> str:
+    lines = [header, "", "| " + " | ".join(COLUMNS) + " |", "|---|---|---|---|---:|---:|---:|---|"]
+    lines += [f"| {r.device} | {r.knob} | {r.measure} | {r.model} | {format_rate(r.baseline)} | "
+              f"{format_rate(r.with_knob)} | {format_speedup(r)} | {r.notes} |" for r in rows]
+    return "\n".join(lines + ["", gpu_line]) + "\n"
+
+
+def _out_stem(out: str) -> Path:
+    stem = Path(out)
+    stem = stem.with_suffix("") if stem.suffix in (".csv", ".md") else stem
+    for parent in stem.parents:  # fail now, not after minutes of measuring
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"--out {out}: {parent} is a file, not a folder")
+            break
+    return stem
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from src.dataset.images import atomic_write_bytes
+
+    ap = argparse.ArgumentParser(prog="python -m src.testing.knobs", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny images and step counts (seconds; for the tests)")
+    ap.add_argument("--out", default="figures/knobs", help="writes OUT.csv and OUT.md")
+    ap.add_argument("--gpu-json", default="figures/gpu-bench.json", help="GPU rows from scripts/gpu_bench.py, if present")
+    ap.add_argument("--train-case", help=argparse.SUPPRESS)  # one training measurement as JSON (the DDP child)
+    args = ap.parse_args(argv)
+    if args.train_case:
+        value = train_images_per_s(Case(**json.loads(args.train_case)))
+        if value is not None:
+            print(RESULT + json.dumps(value), flush=True)
+        return 0
+
+    stem = _out_stem(args.out)
+    cfg = QUICK if args.quick else FULL
+    t0, load = time.time(), os.getloadavg()[0]
+    rows = inference_rows(cfg) + training_rows(cfg)
+    gpu_line = "GPU: not measured (no GPU lent)."
+    gpu_json = Path(args.gpu_json)
+    if gpu_json.is_file():
+        report = json.loads(gpu_json.read_text())
+        rows += gpu_rows(report)
+        gpu_line = f"GPU rows: {report.get('device', '?')}, torch {report.get('torch', '?')}, from {gpu_json}."
+    header = (f"Speed knobs, baseline vs knob on the same work{' (--quick sizes)' if args.quick else ''}: torch "
+              f"{torch.__version__}, {os.cpu_count()} CPU cores (load average {load:.1f} at the start), {time.time() - t0:.0f} s. "
+              "Rates: higher is faster; speed-up = with knob / baseline. Other processes on the same cores make "
+              "these timings noisy.")
+    md = to_markdown(rows, header, gpu_line)
+    atomic_write_bytes(stem.with_name(stem.name + ".csv"), to_csv(rows).encode())
+    atomic_write_bytes(stem.with_name(stem.name + ".md"), md.encode())
+    print(md, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,54 @@
+"""The size and depth sweeps: their run lists, the 45 dB pick, the outputs, and one real tiny run."""
+import pytest
+
+from src.errors import UserError
+from src.experiment.sweep import depth_runs, main, markdown, read_rows, size_runs, smallest_reaching, write_outputs
+
+
+def rows():
+    return [
+        {"filter": "sobel", "model": "compact", "label": "compact k3", "params": 23, "psnr": 38.0, "ssim": 0.99, "net_mps": 90.0},
+        {"filter": "sobel", "model": "compact", "label": "compact k5", "params": 55, "psnr": 58.0, "ssim": 0.999, "net_mps": 80.0},
+        {"filter": "sobel", "model": "can", "label": "CAN 8x5", "params": 2075, "psnr": 47.0, "ssim": 0.998, "net_mps": 5.0,
+         "receptive_field": 17},
+    ]
+
+
+def test_smallest_model_reaching_the_target_is_the_fewest_parameters_above_it():
+    assert smallest_reaching(rows())["label"] == "compact k5"
+    assert smallest_reaching(rows(), target=60.0) is None
+
+
+def test_size_sweep_covers_three_families_and_depth_sweep_two_filters_at_five_depths():
+    assert {m for _, _, m, _, _ in size_runs()} == {"compact", "can", "autoencoder"}
+    runs = depth_runs()
+    assert len(runs) == 10 and {f for f, *_ in runs} == {"sobel", "edge-preserving"}
+    assert [a["depth"] for _, _, _, a, _ in runs[:5]] == [3, 4, 5, 6, 7]
+    assert "RF 65" in runs[4][-1]
+
+
+def test_outputs_are_written_and_read_back(tmp_path):
+    write_outputs("size", rows(), 45, tmp_path)
+    assert (tmp_path / "sweep-size.png").read_bytes()[:4] == b"\x89PNG"
+    md = (tmp_path / "sweep-size.md").read_text()
+    assert "| sobel | compact k5 | 55 | 58.00 |" in md and "compact k5, 55 parameters, 58.00 dB" in md
+    back = read_rows(tmp_path / "sweep-size.csv")
+    assert back[2]["params"] == 2075 and back[2]["psnr"] == 47.0 and back[2]["receptive_field"] == 17
+    write_outputs("depth", [r for r in rows() if "receptive_field" in r], 60, tmp_path)
+    assert (tmp_path / "sweep-depth.png").exists()
+
+
+def test_budget_must_be_positive_and_figures_a_folder(tmp_path):
+    with pytest.raises(UserError, match="--budget must be positive"):
+        main(["size", "--budget", "0"])
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        main(["size", "--figures", str(tmp_path / "f")])
+
+
+def test_one_real_sweep_run_trains_and_measures(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # checkpoints go to ./models/zoo
+    assert main(["size", "--limit", "1", "--budget", "4", "--repeats", "1", "--figures", str(tmp_path / "fig")]) == 0
+    (row,) = read_rows(tmp_path / "fig" / "sweep-size.csv")
+    assert row["label"] == "compact k3" and row["params"] == 23 and row["psnr"] > 15.0
+    assert (tmp_path / "models" / "zoo" / "compact-kernel_size3-sobel.ckpt").exists()
