@@ -29,31 +29,9 @@ from src.dataset import FilterDataModule  # noqa: E402
 from src.filters import get_filter  # noqa: E402
 from src.models.lit_pix2pix import Pix2PixModule  # noqa: E402
 from src.models.pix2pix import unet_depth  # noqa: E402
+from src.testing.knobs import Throughput  # noqa: E402  (shared with the CPU knobs table)
 
 KNOBS = ("bf16", "channels_last", "benchmark", "compile")
-
-
-class Throughput(pl.Callback):
-    """Images per second over ``measure`` training batches, after ``warmup`` batches (compilation, autotuning)."""
-
-    def __init__(self, warmup: int, measure: int):
-        self.warmup, self.measure, self.images, self.t0, self.value = warmup, measure, 0, None, None
-
-    def _sync(self, pl_module: pl.LightningModule) -> None:
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if batch_idx == self.warmup:
-            self._sync(pl_module)
-            self.t0 = time.perf_counter()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        if self.t0 is not None and batch_idx >= self.warmup:
-            self.images += batch["input"].shape[0]
-        if batch_idx == self.warmup + self.measure - 1:
-            self._sync(pl_module)
-            self.value = self.images / (time.perf_counter() - self.t0)
 
 
 def train_throughput(cfg: dict, knobs: set[str]) -> float:

@@ -11,7 +11,7 @@ CPU_KNOBS = {"threads", "channels_last", "no_grad", "inference_mode", "bf16", "c
 
 
 def test_quick_run_writes_a_row_with_two_positive_rates_for_every_knob(tmp_path):
-    res = run_module("src.testing.knobs", "--quick", "--out", str(tmp_path / "knobs"),
+    res = run_module("src.testing.knobs", "--quick", "--threads", "1", "--out", str(tmp_path / "knobs"),
                      "--gpu-json", str(tmp_path / "absent.json"), timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "knobs.csv").open()))

@@ -99,6 +99,9 @@ def test_can_prediction_in_channels_last_layout_equals_the_plain_forward(rng):
     with torch.no_grad():
         plain = net(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0].permute(1, 2, 0).numpy()
     np.testing.assert_allclose(predict(net, rgb), plain, atol=1e-5)
+    x = torch.rand(1, 3, 9, 9, requires_grad=True)
+    net(x).sum().backward()  # predict left the network trainable (no inference-mode tensors inside)
+    assert x.grad is not None
 
 
 def test_can_checkpoint_round_trip(tmp_path):

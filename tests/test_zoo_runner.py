@@ -55,3 +55,19 @@ def test_zoo_refuses_unknown_filters_and_models_before_training():
         main(["--filters", "nope"])
     with pytest.raises(UserError, match="unknown zoo model 'gan'"):
         main(["--models", "gan"])
+
+
+def test_shards_merge_into_one_table_in_zoo_order(tmp_path):
+    from src.experiment.zoo import read_table, write_table
+
+    row = {"ssim": 0.9, "params": 55, "net_mps": 10.0, "ref_mps": 5.0, "speed_ratio": 2.0, "train_s": 60.0}
+    write_table([dict(row, filter="stylization", model="can", psnr=20.0)], 60, tmp_path, "b")
+    write_table([dict(row, filter="sobel", model="autoencoder", psnr=21.0), dict(row, filter="sobel", model="compact", psnr=50.0)],
+                60, tmp_path, "a")
+    assert main(["--merge", str(tmp_path / "b.csv"), str(tmp_path / "a.csv"), "--figures", str(tmp_path), "--threads", "1"]) == 0
+    rows = read_table(tmp_path / "zoo.csv")
+    assert [(r["filter"], r["model"]) for r in rows] == [("sobel", "compact"), ("sobel", "autoencoder"), ("stylization", "can")]
+    assert rows[0]["params"] == 55 and rows[0]["psnr"] == 50.0
+    assert "1 CPU thread(s) per run" in (tmp_path / "zoo.md").read_text()
+    with pytest.raises(UserError, match="no zoo table"):
+        main(["--merge", str(tmp_path / "missing.csv"), "--figures", str(tmp_path)])

@@ -136,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats per MP/s figure")
     ap.add_argument("--figures", default="figures")
     ap.add_argument("--limit", type=int, default=None, help="only the first N runs (for a quick check)")
+    ap.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: theirs)")
     args = ap.parse_args(argv)
     budget = args.budget if args.budget is not None else (45.0 if args.kind == "size" else 60.0)
     if budget <= 0:
@@ -144,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--figures {out_dir} is a file, not a folder")
 
-    from src.experiment.zoo import run_one
+    from src.experiment.zoo import run_one, set_threads
+
+    set_threads(args.threads)
 
     runs = (size_runs() if args.kind == "size" else depth_runs())[: args.limit]
     rows, t0 = [], time.time()

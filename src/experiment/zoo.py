@@ -38,7 +38,7 @@ ZOO_MODELS = ("compact", "can", "autoencoder")
 MODEL_LR = {"compact": 3e-2, "can": 1e-3, "autoencoder": 1e-3}
 CAN_ARGS = {"width": 8, "depth": 5}  # CPU-sized: 8 channels, receptive field 17 x 17 (trains ~4x the steps of 16 x 6 per second)
 # The CAN takes seconds per step on 2 CPU cores: validate (and keep the best) every 20 steps, not 100.
-TRAIN_ARGS = {"can": ["--steps-per-epoch", "20", "--batch-size", "16"], "autoencoder": ["--steps-per-epoch", "50"]}
+TRAIN_ARGS = {"can": ["--steps-per-epoch", "20", "--batch-size", "16", "--patience", "30"], "autoencoder": ["--steps-per-epoch", "50"]}
 
 
 def model_args(model: str, flt) -> dict[str, Any]:
@@ -220,6 +220,54 @@ def markdown_table(rows: list[dict], budget: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+def set_threads(n: int | None) -> None:
+    """Pin torch and OpenCV to ``n`` threads (None: leave their defaults)."""
+    if n is None:
+        return
+    if n < 1:
+        raise UserError(f"--threads must be at least 1, got {n}")
+    import cv2
+
+    torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+
+
+def write_table(rows: list[dict], budget: float, out_dir: Path, stem: str, threads: int | None = None) -> None:
+    """``<stem>.md`` (the README table) and ``<stem>.csv``, atomically."""
+    note = f"\nTraining and timing on {threads} CPU thread(s) per run (torch and OpenCV alike).\n" if threads else ""
+    atomic_write_bytes(out_dir / f"{stem}.md", (markdown_table(rows, budget) + note).encode())
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=sorted({k for r in rows for k in r}))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_bytes(out_dir / f"{stem}.csv", buf.getvalue().encode())
+
+
+def read_table(path: Path) -> list[dict]:
+    """Rows of a zoo CSV, numbers parsed."""
+    def parse(v: str):
+        try:
+            return int(v) if v.lstrip("-").isdigit() else float(v)
+        except ValueError:
+            return v
+    if not path.exists():
+        raise UserError(f"no zoo table at {path}")
+    return [{k: parse(v) for k, v in r.items() if v != ""} for r in csv.DictReader(open(path, newline=""))]
+
+
+def table_order(row: dict) -> tuple[int, int]:
+    keys = [get_filter_key(n, p) for n, p in ZOO_FILTERS]
+    f = keys.index(row["filter"]) if row["filter"] in keys else len(keys)
+    m = ZOO_MODELS.index(row["model"]) if row["model"] in ZOO_MODELS else len(ZOO_MODELS)
+    return f, m
+
+
+def get_filter_key(name: str, params: dict) -> str:
+    from src.filters import get_filter
+
+    return get_filter(name, **params).key
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from src.filters import available
 
@@ -228,8 +276,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--filters", nargs="+", default=None, help="subset of filter names (default: the whole zoo)")
     ap.add_argument("--models", nargs="+", default=list(ZOO_MODELS), help=f"subset of {ZOO_MODELS}")
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats per MP/s figure")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch and OpenCV threads per run (1: run two shards side by side on 2 cores)")
+    ap.add_argument("--stem", default="zoo", help="output names: FIGURES/STEM.md and STEM.csv")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="CSV",
+                    help="no training: merge shard CSVs into FIGURES/STEM.{md,csv} in table order")
     ap.add_argument("--figures", default="figures")
     args = ap.parse_args(argv)
+    out_dir = Path(args.figures)
+    if args.merge:
+        rows = sorted((r for p in args.merge for r in read_table(Path(p))), key=table_order)
+        write_table(rows, args.budget, out_dir, args.stem, args.threads)
+        print(markdown_table(rows, args.budget))
+        return 0
 
     filters = ZOO_FILTERS if args.filters is None else [(n, dict(ZOO_FILTERS).get(n, {})) for n in args.filters]
     for n, _ in filters:
@@ -238,21 +297,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for m in args.models:
         if m not in ZOO_MODELS:
             raise UserError(f"unknown zoo model {m!r}; expected some of {ZOO_MODELS}")
-    out_dir = Path(args.figures)
+    set_threads(args.threads)
     rows, t0 = [], time.time()
     for name, params in filters:
         for model in args.models:
             row = run_one(name, params, model, args.budget, out_dir, args.repeats)
             rows.append(row)
             print(json.dumps(row), flush=True)
-            atomic_write_bytes(out_dir / "zoo.md", markdown_table(rows, args.budget).encode())
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=sorted({k for r in rows for k in r}))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(out_dir / "zoo.csv", buf.getvalue().encode())
+            write_table(rows, args.budget, out_dir, args.stem, args.threads)
     print(markdown_table(rows, args.budget))
-    print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir / 'zoo.md'} and {out_dir / 'zoo.csv'}")
+    print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir / args.stem}.md and .csv")
     return 0
 
 

@@ -40,7 +40,7 @@ class AdaptiveNorm(nn.Module):
         super().__init__()
         self.a = nn.Parameter(torch.ones(1))
         self.b = nn.Parameter(torch.zeros(1))
-        self.bn = nn.BatchNorm2d(channels, momentum=0.01)
+        self.bn = nn.BatchNorm2d(channels, momentum=0.1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.a * x + self.b * self.bn(x)

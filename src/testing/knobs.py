@@ -1,6 +1,6 @@
 """Each framework speed knob, measured as a pair on the same work (``make knobs``): the README's knobs table.
 
-    python -m src.testing.knobs [--quick] [--out figures/knobs] [--gpu-json figures/gpu-bench.json]
+    python -m src.testing.knobs [--quick] [--threads N] [--out figures/knobs] [--gpu-json figures/gpu-bench.json]
 
 CPU rows are measured here. Inference: MP/s of one forward pass over a photo ``(1, 3, H, W)``, median of
 repeats after a warm-up (``src.testing.bench.median_seconds``). Training: steady-state steps/s of the real
@@ -31,8 +31,8 @@ import torch
 
 from src.errors import UserError, run_cli
 
-FULL = dict(mp=1.0, repeats=5, compile=("seed autoencoder", "CAN w16 d6"), crop=64, batch=32, warmup=10,
-            measure=60, train_repeats=3)
+FULL = dict(mp=1.0, repeats=3, compile=("seed autoencoder", "CAN w16 d6"), crop=64, batch=32, warmup=10,
+            measure=40, train_repeats=3)
 QUICK = dict(mp=0.02, repeats=2, compile=(), crop=32, batch=4, warmup=2, measure=4, train_repeats=1)
 RESULT = "knobs-result "  # the child process's answer line (DDP runs in one, see ddp_images_per_s)
 CL = torch.channels_last
@@ -108,16 +108,17 @@ def inference_rows(cfg: dict[str, Any]) -> list[Row]:
         with context():
             return mp / median_seconds(fn, cfg["repeats"])
 
-    what, rows, threads = f"inference MP/s ({mp:.2f} MP)", [], torch.get_num_threads()
+    what, rows, threads, cores = f"inference MP/s ({mp:.2f} MP)", [], torch.get_num_threads(), os.cpu_count() or 1
     for name, net in _networks().items():
         run = lambda net=net: net(x)  # noqa: E731
-        torch.set_num_threads(1)
+        rates = []
         try:
-            one = mps(run)
+            for n in (1, cores):
+                torch.set_num_threads(n)
+                rates.append(mps(run))
         finally:
             torch.set_num_threads(threads)
-        rows.append(Row("CPU", "threads", what, name, one, mps(run),
-                        f"torch.set_num_threads(1) vs {threads} (default; {os.cpu_count()} cores)"))
+        rows.append(Row("CPU", "threads", what, name, *rates, f"torch.set_num_threads(1) vs {cores} (all cores)"))
         net_cl, x_cl = copy.deepcopy(net).to(memory_format=CL), x.contiguous(memory_format=CL)
         rows.append(Row("CPU", "channels_last", what, name, mps(run), mps(lambda: net_cl(x_cl)), "input and weights NHWC"))
         grad = mps(run, torch.enable_grad)
@@ -294,7 +295,7 @@ def training_rows(cfg: dict[str, Any]) -> list[Row]:
         two, ddp_note = None, f"failed: {_one_line(exc)}; "
     rows.append(Row("CPU", "ddp", f"training samples/s ({cfg['crop']}² crops)", "compact (Sobel)", one, two,
                     f"{ddp_note}2 gloo processes x batch {b} (global batch {2 * b}, 1 torch thread each) vs 1 process "
-                    f"x batch {b}; DDP: one run; {cfg['warmup']} warm-up steps untimed"))
+                    f"x batch {b} ({torch.get_num_threads()} threads); DDP: one run; {cfg['warmup']} warm-up steps untimed"))
     rows.append(Row("CPU", "channels_last", what, "seed autoencoder", *pair(ae, dataclasses.replace(ae, channels_last=True)),
                     f"weights and inputs NHWC (callback); {note}"))
     rows.append(Row("CPU", "bf16", what, "seed autoencoder", *pair(ae, dataclasses.replace(ae, precision="bf16-mixed")),
@@ -322,7 +323,7 @@ def to_csv(rows: list[Row]) -> str:
     for r in rows:
         s = speedup(r.baseline, r.with_knob)
         w.writerow([r.device, r.knob, r.measure, r.model, "" if r.baseline is None else f"{r.baseline:.6g}",
-                    "" if r.with_knob is None else f"{r.with_knob:.6g}", "" if s is None else f"{s:.3f}", r.notes])
+                    "" if r.with_knob is None else f"{r.with_knob:.6g}", "" if s is None else f"{s:.4g}", r.notes])
     return out.getvalue()
 
 
@@ -351,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny images and step counts (seconds; for the tests)")
     ap.add_argument("--out", default="figures/knobs", help="writes OUT.csv and OUT.md")
     ap.add_argument("--gpu-json", default="figures/gpu-bench.json", help="GPU rows from scripts/gpu_bench.py, if present")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for every row but the threads row (default: torch's, one per core)")
     ap.add_argument("--train-case", help=argparse.SUPPRESS)  # one training measurement as JSON (the DDP child)
     args = ap.parse_args(argv)
     if args.train_case:
@@ -361,8 +364,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stem = _out_stem(args.out)
     cfg = QUICK if args.quick else FULL
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     t0, load = time.time(), os.getloadavg()[0]
-    rows = inference_rows(cfg) + training_rows(cfg)
+    rows = inference_rows(cfg)
+    print(f"inference rows measured ({time.time() - t0:.0f} s); training next", file=sys.stderr, flush=True)
+    rows += training_rows(cfg)
     gpu_line = "GPU: not measured (no GPU lent)."
     gpu_json = Path(args.gpu_json)
     if gpu_json.is_file():
@@ -370,9 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows += gpu_rows(report)
         gpu_line = f"GPU rows: {report.get('device', '?')}, torch {report.get('torch', '?')}, from {gpu_json}."
     header = (f"Speed knobs, baseline vs knob on the same work{' (--quick sizes)' if args.quick else ''}: torch "
-              f"{torch.__version__}, {os.cpu_count()} CPU cores (load average {load:.1f} at the start), {time.time() - t0:.0f} s. "
-              "Rates: higher is faster; speed-up = with knob / baseline. Other processes on the same cores make "
-              "these timings noisy.")
+              f"{torch.__version__}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads outside the "
+              f"threads rows, load average {load:.1f} at the start, {time.time() - t0:.0f} s in all. Rates: higher "
+              "is faster; speed-up = with knob / baseline. Other processes on the same cores make these timings noisy.")
     md = to_markdown(rows, header, gpu_line)
     atomic_write_bytes(stem.with_name(stem.name + ".csv"), to_csv(rows).encode())
     atomic_write_bytes(stem.with_name(stem.name + ".md"), md.encode())
