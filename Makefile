@@ -45,9 +45,9 @@ data: install  ## download + prepare a data set: make data NAME=mini-coco|cifar1
 zoo: install  ## every filter x {compact, CAN, seed AE}, 60 s CPU training each (48 runs, ~60 min on 2 cores) -> figures/zoo.{md,csv}
 	$(PYTHON) -m src.experiment.zoo --budget 60 --repeats 3
 
-sweeps: install  ## params vs PSNR on Sobel (9 nets, 45 s each) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs, 60 s) -> figures/sweep-*.{csv,md,png}
+sweeps: install  ## params vs PSNR on Sobel (9 nets, 45 s each) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs, 90 s) -> figures/sweep-*.{csv,md,png}
 	$(PYTHON) -m src.experiment.sweep size --budget 45
-	$(PYTHON) -m src.experiment.sweep depth --budget 60
+	$(PYTHON) -m src.experiment.sweep depth --budget 90
 
 figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~1 min)
 	$(PYTHON) -m src.testing.figures

@@ -52,3 +52,15 @@ def test_one_real_sweep_run_trains_and_measures(tmp_path, monkeypatch):
     (row,) = read_rows(tmp_path / "fig" / "sweep-size.csv")
     assert row["label"] == "compact k3" and row["params"] == 23 and row["psnr"] > 15.0
     assert (tmp_path / "models" / "zoo" / "compact-kernel_size3-sobel.ckpt").exists()
+
+
+def test_shards_merge_into_one_sweep_and_unknown_filters_are_refused(tmp_path):
+    (a, b) = [r for r in rows() if r["model"] == "compact"]
+    write_outputs("size", [a], 45, tmp_path, "shard-a")
+    write_outputs("size", [b], 45, tmp_path, "shard-b")
+    assert main(["size", "--merge", str(tmp_path / "shard-a.csv"), str(tmp_path / "shard-b.csv"),
+                 "--figures", str(tmp_path)]) == 0
+    assert [r["label"] for r in read_rows(tmp_path / "sweep-size.csv")] == ["compact k3", "compact k5"]
+    assert (tmp_path / "sweep-size.png").exists()
+    with pytest.raises(UserError, match="no depth runs on gaussian"):
+        main(["depth", "--filters", "gaussian", "--figures", str(tmp_path)])

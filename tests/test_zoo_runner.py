@@ -46,7 +46,8 @@ def test_table_has_one_row_per_run_and_states_the_budget():
     row = {"filter": "sobel", "model": "can", "psnr": 31.5, "ssim": 0.98, "params": 99, "net_mps": 1.0,
            "ref_mps": 4.0, "speed_ratio": 0.25}
     table = markdown_table([row, dict(row, model="compact", kernel_cosine=0.5, gray_kernel_cosine=0.9)], 75)
-    assert "| sobel | can | 31.50 | 0.9800 | 99 | 1.00 | 4.00 | 0.25x |  |" in table
+    assert "| sobel | can | 31.50 |  | 0.9800 | 99 | 1.00 | 4.00 | 0.25x |  |" in table
+    assert "| sobel | can | 31.50 | 10.89 |" in markdown_table([dict(row, trivial_psnr=10.891)], 75)
     assert "0.50000 / 0.90000" in table and "75 s of CPU training" in table
 
 
@@ -71,3 +72,16 @@ def test_shards_merge_into_one_table_in_zoo_order(tmp_path):
     assert "1 CPU thread(s) per run" in (tmp_path / "zoo.md").read_text()
     with pytest.raises(UserError, match="no zoo table"):
         main(["--merge", str(tmp_path / "missing.csv"), "--figures", str(tmp_path)])
+
+
+def test_trivial_psnr_is_all_zeros_for_gray_filters_and_the_input_for_rgb_ones():
+    from src.dataset.sources import load_split
+    from src.experiment.zoo import trivial_psnr
+    from src.models import exact_sobel_net
+    from src.testing.evaluate import evaluate_images
+
+    sobel = get_filter("sobel")
+    _, mean = evaluate_images(exact_sobel_net(), sobel, load_split("skimage", "test"))
+    assert trivial_psnr(sobel) == pytest.approx(mean["zero_psnr"], abs=1e-6)
+    # a 1x1 box blur is the identity: returning the input is exact (the PSNR cap)
+    assert trivial_psnr(get_filter("box", ksize=1)) == pytest.approx(100.0)

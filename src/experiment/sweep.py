@@ -1,7 +1,7 @@
 """Two sweeps for the README's questions 5 and 7, each a list of zoo runs (same budget, same data):
 
     python -m src.experiment.sweep size  [--budget 45]   # params vs PSNR on Sobel -> figures/sweep-size.{csv,md,png}
-    python -m src.experiment.sweep depth [--budget 60]   # CAN depth on Sobel vs a non-local operator
+    python -m src.experiment.sweep depth [--budget 90]   # CAN depth on Sobel vs a non-local operator
                                                          #   -> figures/sweep-depth.{csv,md,png}
 
 ``size`` trains compact nets (kernel 3/5/7, RGB bank, hidden layer), CANs of growing width and depth
@@ -110,14 +110,15 @@ def plot(kind: str, rows: list[dict], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_outputs(kind: str, rows: list[dict], budget: float, out_dir: Path) -> None:
+def write_outputs(kind: str, rows: list[dict], budget: float, out_dir: Path, stem: str | None = None) -> None:
+    stem = stem or f"sweep-{kind}"
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=sorted({k for r in rows for k in r}))
     w.writeheader()
     w.writerows(rows)
-    atomic_write_bytes(out_dir / f"sweep-{kind}.csv", buf.getvalue().encode())
-    atomic_write_bytes(out_dir / f"sweep-{kind}.md", markdown(kind, rows, budget).encode())
-    plot(kind, rows, out_dir / f"sweep-{kind}.png")
+    atomic_write_bytes(out_dir / f"{stem}.csv", buf.getvalue().encode())
+    atomic_write_bytes(out_dir / f"{stem}.md", markdown(kind, rows, budget).encode())
+    plot(kind, rows, out_dir / f"{stem}.png")
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -132,24 +133,36 @@ def read_rows(path: Path) -> list[dict]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.experiment.sweep", description=__doc__.splitlines()[0])
     ap.add_argument("kind", choices=("size", "depth"))
-    ap.add_argument("--budget", type=float, default=None, help="training seconds per run (size 45, depth 60)")
+    ap.add_argument("--budget", type=float, default=None, help="training seconds per run (size 45, depth 90)")
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats per MP/s figure")
     ap.add_argument("--figures", default="figures")
     ap.add_argument("--limit", type=int, default=None, help="only the first N runs (for a quick check)")
     ap.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: theirs)")
+    ap.add_argument("--filters", nargs="+", default=None, help="only the runs on these filters (to run shards side by side)")
+    ap.add_argument("--stem", default=None, help="output names FIGURES/STEM.{csv,md,png} (default sweep-KIND)")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="CSV", help="no training: merge shard CSVs")
     args = ap.parse_args(argv)
-    budget = args.budget if args.budget is not None else (45.0 if args.kind == "size" else 60.0)
+    budget = args.budget if args.budget is not None else (45.0 if args.kind == "size" else 90.0)
     if budget <= 0:
         raise UserError(f"--budget must be positive, got {budget}")
     out_dir = Path(args.figures)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--figures {out_dir} is a file, not a folder")
 
+    if args.merge:
+        rows = [r for p in args.merge for r in read_rows(Path(p))]
+        write_outputs(args.kind, rows, budget, out_dir, args.stem)
+        print(markdown(args.kind, rows, budget))
+        return 0
+    runs = (size_runs() if args.kind == "size" else depth_runs())[: args.limit]
+    if args.filters:
+        runs = [r for r in runs if r[0] in args.filters]
+        if not runs:
+            raise UserError(f"no {args.kind} runs on {', '.join(args.filters)}")
+
     from src.experiment.zoo import run_one, set_threads
 
     set_threads(args.threads)
-
-    runs = (size_runs() if args.kind == "size" else depth_runs())[: args.limit]
     rows, t0 = [], time.time()
     for flt, params, model, net_args, label in runs:
         tag = "-" + "-".join(f"{k}{v}" for k, v in net_args.items()) if net_args else ""
@@ -161,9 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             row["receptive_field"] = 2 * sum(dilations(net_args["depth"])) + 1
         rows.append(row)
         print(json.dumps(row), flush=True)
-        write_outputs(args.kind, rows, budget, out_dir)
+        write_outputs(args.kind, rows, budget, out_dir, args.stem)
     print(markdown(args.kind, rows, budget))
-    print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir}/sweep-{args.kind}.{{csv,md,png}}")
+    print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir}/{args.stem or 'sweep-' + args.kind}.{{csv,md,png}}")
     return 0
 
 

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--limit-val-batches", type=float, default=None,
                     help="validation images per epoch: a fraction (<= 1.0) or a count (> 1)")
     ap.add_argument("--patience", type=int, default=8, help="early stopping: epochs without val PSNR gain")
+    ap.add_argument("--lr-patience", type=int, default=2,
+                    help="epochs without val PSNR gain before the LR is cut by 0.3 (raise it with short epochs)")
     ap.add_argument("--loss", default="l1", choices=["l1", "mse"])
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-4 for pix2pix/unet, else 3e-2)")
     ap.add_argument("--lambda-l1", type=float, default=100.0, help="pix2pix: weight of L1 against the GAN loss")
@@ -124,7 +126,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                                total_steps=args.max_steps // 2 if args.max_steps > 0 else None,  # G + D steps per batch
                                channels_last=args.channels_last, compile=args.compile)
     else:
-        module = FilterRegressor(args.model, model_kwargs, args.filter, filter_params, loss=args.loss, lr=lr)
+        module = FilterRegressor(args.model, model_kwargs, args.filter, filter_params, loss=args.loss, lr=lr,
+                                 lr_patience=args.lr_patience)
     if args.pairs:
         from src.dataset.pairs import PairsDataModule
 

@@ -198,7 +198,7 @@ def fig_curves(out: Path) -> list[Path]:
     for label, name in runs:
         rows = [r for r in _csv(out / name, "simple_main.ipynb / the padding ablation") if r.get("val_psnr")]
         ax.plot([int(r["step"]) for r in rows], [float(r["val_psnr"]) for r in rows], marker=".", label=label)
-    return _finish_plot(fig, ax, out / "curves.png", "training step (batch of 8 crops, 64 x 64)",
+    return _finish_plot(fig, ax, out / "curves.png", "training step (batch of 32 crops, 64 x 64)",
                         "val PSNR (dB), whole images", "Sobel, 210 s CPU budget each; early stopping on val PSNR")
 
 
@@ -231,7 +231,7 @@ def fig_speed(out: Path) -> list[Path]:
         ax.bar(x + i * width, [float(by[f, m]["net_mps"]) if (f, m) in by else 0 for f in filters], width, label=m)
     ax.set_xticks(x + width * len(models) / 2, [f.split("(")[0] for f in filters], rotation=40, ha="right", fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("MP/s on a 1 MP photo (CPU, 2 cores)")
+    ax.set_ylabel("MP/s on a 1 MP photo (CPU; threads: zoo.md)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
