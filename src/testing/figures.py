@@ -117,7 +117,11 @@ def fig_target_examples(out: Path) -> list[Path]:
     for ax, (name, img) in zip(axes.ravel(), panels + [(None, None)] * (axes.size - len(panels))):
         ax.axis("off")
         if name is not None:
-            ax.imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=0, vmax=None if img.dtype == np.uint8 else 1)
+            lo, hi = (0.0, 1.0) if img.dtype != np.uint8 else (0, 255)
+            p1, p99 = (float(v) for v in np.percentile(img, (1, 99)))
+            if img.ndim == 2 and p99 - p1 < 0.5:  # low-contrast outputs: stretch the 1-99 % range, and say so
+                lo, hi, name = p1, p99, f"{name} (shown {p1:.2f}-{p99:.2f})"
+            ax.imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=lo, vmax=hi)
             ax.set_title(name, fontsize=10)
     fig.tight_layout()
     _save(fig, out / "zoo_examples.png", dpi=60)
