@@ -141,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--filters", nargs="+", default=None, help="only the runs on these filters (to run shards side by side)")
     ap.add_argument("--stem", default=None, help="output names FIGURES/STEM.{csv,md,png} (default sweep-KIND)")
     ap.add_argument("--merge", nargs="+", default=None, metavar="CSV", help="no training: merge shard CSVs")
+    ap.add_argument("--accelerator", default="cpu", help="where to train: cpu or gpu (timings stay CPU)")
     args = ap.parse_args(argv)
     budget = args.budget if args.budget is not None else (45.0 if args.kind == "size" else 90.0)
     if budget <= 0:
@@ -166,7 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, t0 = [], time.time()
     for flt, params, model, net_args, label in runs:
         tag = "-" + "-".join(f"{k}{v}" for k, v in net_args.items()) if net_args else ""
-        row = run_one(flt, params, model, budget, out_dir, args.repeats, net_args=net_args, tag=tag)
+        row = run_one(flt, params, model, budget, out_dir, args.repeats, net_args=net_args, tag=tag,
+                      accelerator=args.accelerator)
         row["label"] = label
         if model == "can":
             from src.models.can import dilations

@@ -140,11 +140,12 @@ def megapixels_per_second(fn, img: np.ndarray, repeats: int) -> float:
 
 
 def run_one(name: str, params: dict, model: str, budget: float, out_dir: Path, repeats: int,
-            net_args: dict[str, Any] | None = None, tag: str = "") -> dict[str, Any]:
+            net_args: dict[str, Any] | None = None, tag: str = "", accelerator: str = "cpu") -> dict[str, Any]:
     """Train one network on one filter for ``budget`` seconds and measure it; returns the table row.
 
     ``net_args`` override the zoo's per-filter network options (the sweeps use it); ``tag`` names the
-    checkpoint ``models/zoo/<model><tag>-<filter>.ckpt``.
+    checkpoint ``models/zoo/<model><tag>-<filter>.ckpt``. ``accelerator`` is where training runs (``gpu``:
+    the budget buys far more steps); the MP/s columns are always CPU inference.
     """
     from src.experiment.train import build_parser, train
     from src.filters import get_filter
@@ -158,7 +159,7 @@ def run_one(name: str, params: dict, model: str, budget: float, out_dir: Path, r
     refine = model == "compact"
     train_budget = budget / 3 if refine else budget
     argv = ["--model", model, "--filter", name, "--data", "skimage", "--max-time", str(train_budget),
-            "--lr", str(MODEL_LR[model]), "--quiet", "--logger", "none",
+            "--lr", str(MODEL_LR[model]), "--quiet", "--logger", "none", "--accelerator", accelerator,
             "--output", str(Path("models/zoo") / f"{model}{tag}-{flt.key}.ckpt"), *TRAIN_ARGS.get(model, [])]
     for k, v in params.items():
         argv += ["--filter-param", f"{k}={v}"]
@@ -309,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--stem", default="zoo", help="output names: FIGURES/STEM.md and STEM.csv")
     ap.add_argument("--merge", nargs="+", default=None, metavar="CSV",
                     help="no training: merge shard CSVs into FIGURES/STEM.{md,csv} in table order")
+    ap.add_argument("--accelerator", default="cpu", help="where to train: cpu or gpu (timings stay CPU)")
     ap.add_argument("--figures", default="figures")
     args = ap.parse_args(argv)
     out_dir = Path(args.figures)
@@ -330,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, t0 = [], time.time()
     for name, params in filters:
         for model in args.models:
-            row = run_one(name, params, model, args.budget, out_dir, args.repeats)
+            row = run_one(name, params, model, args.budget, out_dir, args.repeats, accelerator=args.accelerator)
             rows.append(row)
             add_trivial_psnr(rows)
             print(json.dumps(row), flush=True)
