@@ -70,7 +70,7 @@ def test_shards_merge_into_one_table_in_zoo_order(tmp_path):
     assert [(r["filter"], r["model"]) for r in rows] == [("sobel", "compact"), ("sobel", "autoencoder"), ("stylization", "can")]
     assert rows[0]["params"] == 55 and rows[0]["psnr"] == 50.0
     assert "1 CPU thread(s) per run" in (tmp_path / "zoo.md").read_text()
-    with pytest.raises(UserError, match="no zoo table"):
+    with pytest.raises(UserError, match="no results table"):
         main(["--merge", str(tmp_path / "missing.csv"), "--figures", str(tmp_path)])
 
 

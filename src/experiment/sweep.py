@@ -12,7 +12,6 @@ on Sobel, whose support is 5 x 5, and on OpenCV's edge-preserving filter, whose 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import time
@@ -111,23 +110,19 @@ def plot(kind: str, rows: list[dict], path: Path) -> None:
 
 
 def write_outputs(kind: str, rows: list[dict], budget: float, out_dir: Path, stem: str | None = None) -> None:
+    from src.experiment.zoo import write_rows_csv
+
     stem = stem or f"sweep-{kind}"
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=sorted({k for r in rows for k in r}))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(out_dir / f"{stem}.csv", buf.getvalue().encode())
+    write_rows_csv(out_dir / f"{stem}.csv", rows)
     atomic_write_bytes(out_dir / f"{stem}.md", markdown(kind, rows, budget).encode())
     plot(kind, rows, out_dir / f"{stem}.png")
 
 
 def read_rows(path: Path) -> list[dict]:
-    """Rows of a sweep CSV with numbers parsed (for ``make figures``)."""
-    rows = []
-    for r in csv.DictReader(open(path, newline="")):
-        rows.append({k: (float(v) if k in ("psnr", "ssim", "net_mps", "ref_mps", "train_s") else
-                         int(float(v)) if k in ("params", "receptive_field") else v) for k, v in r.items() if v != ""})
-    return rows
+    """Rows of a sweep CSV with numbers parsed (for ``make figures`` and ``--merge``)."""
+    from src.experiment.zoo import read_table
+
+    return read_table(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -219,11 +219,17 @@ def trivial_psnr(flt) -> float:
     return float(np.mean(values))
 
 
-def add_trivial_psnr(rows: list[dict]) -> None:
-    """Fill each row's ``trivial_psnr`` (one evaluation per zoo filter)."""
+def zoo_filters_by_key() -> dict[str, Any]:
+    """The zoo's filters by their table key, in table order."""
     from src.filters import get_filter
 
-    by_key = {get_filter(n, **p).key: get_filter(n, **p) for n, p in ZOO_FILTERS}
+    filters = [get_filter(n, **p) for n, p in ZOO_FILTERS]
+    return {f.key: f for f in filters}
+
+
+def add_trivial_psnr(rows: list[dict]) -> None:
+    """Fill each row's ``trivial_psnr`` (one evaluation per zoo filter)."""
+    by_key = zoo_filters_by_key()
     cache: dict[str, float] = {}
     for r in rows:
         if r.get("trivial_psnr") is None and r["filter"] in by_key:
@@ -265,36 +271,40 @@ def write_table(rows: list[dict], budget: float, out_dir: Path, stem: str, threa
     """``<stem>.md`` (the README table) and ``<stem>.csv``, atomically."""
     note = f"\nTraining and timing on {threads} CPU thread(s) per run (torch and OpenCV alike).\n" if threads else ""
     atomic_write_bytes(out_dir / f"{stem}.md", (markdown_table(rows, budget) + note).encode())
+    write_rows_csv(out_dir / f"{stem}.csv", rows)
+
+
+def write_rows_csv(path: Path, rows: list[dict]) -> None:
+    """Rows (dicts, keys may differ between rows) as one CSV with the union of their keys, atomically."""
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=sorted({k for r in rows for k in r}))
     w.writeheader()
     w.writerows(rows)
-    atomic_write_bytes(out_dir / f"{stem}.csv", buf.getvalue().encode())
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def read_table(path: Path) -> list[dict]:
-    """Rows of a zoo CSV, numbers parsed."""
+    """Rows of a zoo or sweep CSV, numbers parsed (ints stay ints)."""
     def parse(v: str):
         try:
             return int(v) if v.lstrip("-").isdigit() else float(v)
         except ValueError:
             return v
     if not path.exists():
-        raise UserError(f"no zoo table at {path}")
+        raise UserError(f"no results table at {path}")
     return [{k: parse(v) for k, v in r.items() if v != ""} for r in csv.DictReader(open(path, newline=""))]
 
 
-def table_order(row: dict) -> tuple[int, int]:
-    keys = [get_filter_key(n, p) for n, p in ZOO_FILTERS]
-    f = keys.index(row["filter"]) if row["filter"] in keys else len(keys)
-    m = ZOO_MODELS.index(row["model"]) if row["model"] in ZOO_MODELS else len(ZOO_MODELS)
-    return f, m
+def table_order(rows: list[dict]) -> list[dict]:
+    """Rows sorted as the zoo runs them: filter by filter, compact / CAN / autoencoder within each."""
+    keys = list(zoo_filters_by_key())
 
+    def rank(row: dict) -> tuple[int, int]:
+        f = keys.index(row["filter"]) if row["filter"] in keys else len(keys)
+        m = ZOO_MODELS.index(row["model"]) if row["model"] in ZOO_MODELS else len(ZOO_MODELS)
+        return f, m
 
-def get_filter_key(name: str, params: dict) -> str:
-    from src.filters import get_filter
-
-    return get_filter(name, **params).key
+    return sorted(rows, key=rank)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -315,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out_dir = Path(args.figures)
     if args.merge:
-        rows = sorted((r for p in args.merge for r in read_table(Path(p))), key=table_order)
+        rows = table_order([r for p in args.merge for r in read_table(Path(p))])
         add_trivial_psnr(rows)
         write_table(rows, args.budget, out_dir, args.stem, args.threads)
         print(markdown_table(rows, args.budget))
