@@ -28,7 +28,7 @@ def test_size_sweep_covers_three_families_and_depth_sweep_two_filters_at_five_de
 
 
 def test_outputs_are_written_and_read_back(tmp_path):
-    write_outputs("size", rows(), 45, tmp_path)
+    write_outputs("size", rows(), "45 optimiser steps", tmp_path)
     assert (tmp_path / "sweep-size.png").read_bytes()[:4] == b"\x89PNG"
     md = (tmp_path / "sweep-size.md").read_text()
     assert "| sobel | compact k5 | 55 | 58.00 |" in md and "compact k5, 55 parameters, 58.00 dB" in md
@@ -39,8 +39,8 @@ def test_outputs_are_written_and_read_back(tmp_path):
 
 
 def test_budget_must_be_positive_and_figures_a_folder(tmp_path):
-    with pytest.raises(UserError, match="--budget must be positive"):
-        main(["size", "--budget", "0"])
+    with pytest.raises(UserError, match="--steps must be at least 1"):
+        main(["size", "--steps", "0"])
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserError, match="is a file"):
         main(["size", "--figures", str(tmp_path / "f")])
@@ -48,7 +48,7 @@ def test_budget_must_be_positive_and_figures_a_folder(tmp_path):
 
 def test_one_real_sweep_run_trains_and_measures(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # checkpoints go to ./models/zoo
-    assert main(["size", "--limit", "1", "--budget", "4", "--repeats", "1", "--figures", str(tmp_path / "fig")]) == 0
+    assert main(["size", "--limit", "1", "--steps", "130", "--repeats", "1", "--figures", str(tmp_path / "fig")]) == 0
     (row,) = read_rows(tmp_path / "fig" / "sweep-size.csv")
     assert row["label"] == "compact k3" and row["params"] == 23 and row["psnr"] > 15.0
     assert (tmp_path / "models" / "zoo" / "compact-kernel_size3-sobel.ckpt").exists()
@@ -56,8 +56,8 @@ def test_one_real_sweep_run_trains_and_measures(tmp_path, monkeypatch):
 
 def test_shards_merge_into_one_sweep_and_unknown_filters_are_refused(tmp_path):
     (a, b) = [r for r in rows() if r["model"] == "compact"]
-    write_outputs("size", [a], 45, tmp_path, "shard-a")
-    write_outputs("size", [b], 45, tmp_path, "shard-b")
+    write_outputs("size", [a], "45 optimiser steps", tmp_path, "shard-a")
+    write_outputs("size", [b], "45 optimiser steps", tmp_path, "shard-b")
     assert main(["size", "--merge", str(tmp_path / "shard-a.csv"), str(tmp_path / "shard-b.csv"),
                  "--figures", str(tmp_path)]) == 0
     assert [r["label"] for r in read_rows(tmp_path / "sweep-size.csv")] == ["compact k3", "compact k5"]

@@ -45,10 +45,10 @@ def test_kernel_figure_is_written(tmp_path):
 def test_table_has_one_row_per_run_and_states_the_budget():
     row = {"filter": "sobel", "model": "can", "psnr": 31.5, "ssim": 0.98, "params": 99, "net_mps": 1.0,
            "ref_mps": 4.0, "speed_ratio": 0.25}
-    table = markdown_table([row, dict(row, model="compact", kernel_cosine=0.5, gray_kernel_cosine=0.9)], 75)
+    table = markdown_table([row, dict(row, model="compact", kernel_cosine=0.5, gray_kernel_cosine=0.9)], "75 optimiser steps")
     assert "| sobel | can | 31.50 |  | 0.9800 | 99 | 1.00 | 4.00 | 0.25x |  |" in table
-    assert "| sobel | can | 31.50 | 10.89 |" in markdown_table([dict(row, trivial_psnr=10.891)], 75)
-    assert "0.50000 / 0.90000" in table and "75 s of CPU training" in table
+    assert "| sobel | can | 31.50 | 10.89 |" in markdown_table([dict(row, trivial_psnr=10.891)], "75 optimiser steps")
+    assert "0.50000 / 0.90000" in table and "75 optimiser steps of CPU training" in table
 
 
 def test_zoo_refuses_unknown_filters_and_models_before_training():

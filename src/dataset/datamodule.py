@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytorch_lightning as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from typing import Callable, Iterator
+
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from src.dataset.sources import NamedImage, load_split
 from src.filters import Filter
@@ -15,39 +17,83 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
 
 
+def crop_rng(seed: int, index: int) -> np.random.Generator:
+    """The random stream of training sample ``index`` under ``seed``: a pure function of the two numbers.
+
+    Crops drawn this way do not depend on the process, the worker, the global RNG or what ran before,
+    so a resumed run sees exactly the crops an uninterrupted run would have seen. Negative indices are
+    the fixed batch of a second-order finish (:meth:`FilterDataModule.fixed_batch`).
+    """
+    return np.random.default_rng([seed, index + (1 << 40)])
+
+
+def random_window(rng: np.random.Generator, weights: np.ndarray, shapes: list[tuple[int, int]], crop: int):
+    """One crop position: an image drawn by area, a top-left corner, and two flip flags."""
+    i = int(rng.choice(len(shapes), p=weights))
+    h, w = shapes[i]
+    y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+    flip_x, flip_y = rng.random(2) < 0.5
+    return i, y0, x0, bool(flip_x), bool(flip_y)
+
+
+def cut(img: np.ndarray, y0: int, x0: int, crop: int, flip_x: bool, flip_y: bool) -> np.ndarray:
+    patch = img[y0 : y0 + crop, x0 : x0 + crop]
+    if flip_x:
+        patch = patch[:, ::-1]
+    if flip_y:
+        patch = patch[::-1]
+    return np.ascontiguousarray(patch)
+
+
 class RandomCrops(Dataset):
-    """``length`` random ``crop`` x ``crop`` patches with random flips, images drawn by area.
+    """Random ``crop`` x ``crop`` patches with random flips, images drawn by area; item ``i`` is the same
+    patch for the same ``seed`` every time (see :func:`crop_rng`), whatever order items are asked in.
 
     Images smaller than the crop are reflect-padded up to it. The target is computed by the loader only
     when ``filter`` is given (filters without a torch twin); otherwise the model computes it on device.
+    ``length`` is nominal (one epoch's worth); any integer index is a valid item.
     """
 
-    def __init__(self, images: list[NamedImage], crop: int, length: int, filter: Filter | None = None):
+    def __init__(self, images: list[NamedImage], crop: int, length: int, filter: Filter | None = None, seed: int = 0):
         if not images:
             raise ValueError("no training images")
         self.images = [_pad_to(im.rgb, crop) for im in images]
-        areas = np.array([im.shape[0] * im.shape[1] for im in self.images], np.float64)
-        self.weights = torch.from_numpy(areas / areas.sum())
-        self.crop, self.length, self.filter = crop, length, filter
+        self.shapes = [im.shape[:2] for im in self.images]
+        areas = np.array([h * w for h, w in self.shapes], np.float64)
+        self.weights = areas / areas.sum()
+        self.crop, self.length, self.filter, self.seed = crop, length, filter, seed
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        img = self.images[int(torch.multinomial(self.weights, 1))]
-        h, w = img.shape[:2]
-        y0 = int(torch.randint(0, h - self.crop + 1, ()))
-        x0 = int(torch.randint(0, w - self.crop + 1, ()))
-        patch = img[y0 : y0 + self.crop, x0 : x0 + self.crop]
-        if torch.rand(()) < 0.5:
-            patch = patch[:, ::-1]
-        if torch.rand(()) < 0.5:
-            patch = patch[::-1]
-        patch = np.ascontiguousarray(patch)
+        i, y0, x0, fx, fy = random_window(crop_rng(self.seed, index), self.weights, self.shapes, self.crop)
+        patch = cut(self.images[i], y0, x0, self.crop, fx, fy)
         item = {"input": to_tensor(patch)}
         if self.filter is not None:
             item["target"] = _target_tensor(self.filter, patch)
         return item
+
+
+class StepSampler(Sampler[int]):
+    """Sample indices of one epoch, starting where training stands.
+
+    ``batches_done()`` (the trainer's count of finished training batches) decides where an iteration
+    starts: at an epoch boundary it yields the whole epoch, after a mid-epoch resume only the batches
+    still to come. Batch ``b`` always holds samples ``b * batch_size ...``, so a run resumed at any step
+    trains on the same crops as an uninterrupted one.
+    """
+
+    def __init__(self, batches_per_epoch: int, batch_size: int, batches_done: Callable[[], int] = lambda: 0):
+        self.batches_per_epoch, self.batch_size, self.batches_done = batches_per_epoch, batch_size, batches_done
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch * self.batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        done = int(self.batches_done())
+        first, end = done, done - done % self.batches_per_epoch + self.batches_per_epoch
+        return iter(range(first * self.batch_size, end * self.batch_size))
 
 
 class WholeImages(Dataset):
@@ -101,9 +147,10 @@ class FilterDataModule(pl.LightningDataModule):
         steps_per_epoch: int = 100,
         num_workers: int = 0,
         pin_memory: bool = False,
+        seed: int = 0,
     ):
         super().__init__()
-        self.filter, self.data, self.crop = filter, data, crop
+        self.filter, self.data, self.crop, self.seed = filter, data, crop, seed
         self.batch_size, self.steps_per_epoch = batch_size, steps_per_epoch
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.splits: dict[str, list[NamedImage]] = {}
@@ -117,20 +164,36 @@ class FilterDataModule(pl.LightningDataModule):
             if split not in self.splits:
                 self.splits[split] = load_split(self.data, split)
 
-    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool = False) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def _batches_done(self) -> int:
+        """Training batches finished so far (0 outside a trainer): where the next epoch's data starts."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0
+        return trainer.global_step // getattr(trainer.lightning_module, "steps_per_batch", 1)
+
+    def _crops(self) -> Dataset:
         f = self.filter if self.targets_in_loader else None
-        ds = RandomCrops(self.splits["train"], self.crop, self.steps_per_epoch * self.batch_size, f)
-        return self._loader(ds, self.batch_size)
+        return RandomCrops(self.splits["train"], self.crop, self.steps_per_epoch * self.batch_size, f, seed=self.seed)
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = StepSampler(self.steps_per_epoch, self.batch_size, self._batches_done)
+        return self._loader(self._crops(), self.batch_size, sampler)
+
+    def fixed_batch(self, count: int) -> dict[str, torch.Tensor]:
+        """``count`` training crops that never change for this seed: the data of a second-order finish."""
+        ds = self._crops()
+        items = [ds[-1 - i] for i in range(count)]
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
     def val_dataloader(self) -> DataLoader:
         f = self.filter if self.targets_in_loader else None

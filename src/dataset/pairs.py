@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from src.dataset.datamodule import FilterDataModule, WholeImages, _pad_to
+from src.dataset.datamodule import FilterDataModule, WholeImages, _pad_to, crop_rng, cut, random_window
 from src.dataset.images import list_images, read_rgb
 from src.dataset.sources import SPLITS, NamedImage, folder_split_of
 from src.errors import UserError
@@ -105,31 +105,26 @@ def pairs_filter(in_dir: str, out_dir: str) -> Filter:
 
 
 class PairedCrops(Dataset):
-    """Random ``crop`` x ``crop`` patches cut at the same place from an input and its output, random flips."""
+    """Random ``crop`` x ``crop`` patches cut at the same place from an input and its output, random flips;
+    item ``i`` is a pure function of ``(seed, i)`` as in :class:`~src.dataset.datamodule.RandomCrops`."""
 
-    def __init__(self, images: list[NamedImage], targets: dict[str, np.ndarray], crop: int, length: int):
+    def __init__(self, images: list[NamedImage], targets: dict[str, np.ndarray], crop: int, length: int, seed: int = 0):
         if not images:
             raise UserError("--pairs: no training pairs")
         stacked = [np.concatenate([im.rgb.astype(np.float32) / np.float32(255.0), targets[_content_key(im.rgb)]], 2)
                    for im in images]
         self.stacks = [_pad_to(s, crop) for s in stacked]
-        areas = np.array([s.shape[0] * s.shape[1] for s in self.stacks], np.float64)
-        self.weights = torch.from_numpy(areas / areas.sum())
-        self.crop, self.length = crop, length
+        self.shapes = [s.shape[:2] for s in self.stacks]
+        areas = np.array([h * w for h, w in self.shapes], np.float64)
+        self.weights = areas / areas.sum()
+        self.crop, self.length, self.seed = crop, length, seed
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        s = self.stacks[int(torch.multinomial(self.weights, 1))]
-        h, w = s.shape[:2]
-        y0, x0 = int(torch.randint(0, h - self.crop + 1, ())), int(torch.randint(0, w - self.crop + 1, ()))
-        patch = s[y0 : y0 + self.crop, x0 : x0 + self.crop]
-        if torch.rand(()) < 0.5:
-            patch = patch[:, ::-1]
-        if torch.rand(()) < 0.5:
-            patch = patch[::-1]
-        t = torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))
+        i, y0, x0, fx, fy = random_window(crop_rng(self.seed, index), self.weights, self.shapes, self.crop)
+        t = torch.from_numpy(cut(self.stacks[i], y0, x0, self.crop, fx, fy).transpose(2, 0, 1).copy())
         return {"input": t[:3], "target": t[3:]}
 
 
@@ -153,9 +148,8 @@ class PairsDataModule(FilterDataModule):
             if not self.splits[s]:  # fewer than 3 pairs: every split sees all of them
                 self.splits[s] = list(inputs)
 
-    def train_dataloader(self):
-        ds = PairedCrops(self.splits["train"], self.targets, self.crop, self.steps_per_epoch * self.batch_size)
-        return self._loader(ds, self.batch_size)
+    def _crops(self) -> Dataset:
+        return PairedCrops(self.splits["train"], self.targets, self.crop, self.steps_per_epoch * self.batch_size, self.seed)
 
     def val_dataloader(self):
         return self._loader(WholeImages(self.splits["val"], self.filter), 1)

@@ -1,8 +1,10 @@
 """Two sweeps for the README's questions 5 and 7, each a list of zoo runs (same budget, same data):
 
-    python -m src.experiment.sweep size  [--budget 45]   # params vs PSNR on Sobel -> figures/sweep-size.{csv,md,png}
-    python -m src.experiment.sweep depth [--budget 90]   # CAN depth on Sobel vs a non-local operator
-                                                         #   -> figures/sweep-depth.{csv,md,png}
+    python -m src.experiment.sweep size  [--steps N]   # params vs PSNR on Sobel -> figures/sweep-size.{csv,md,png}
+    python -m src.experiment.sweep depth [--steps N]   # CAN depth on Sobel vs a non-local operator
+                                                       #   -> figures/sweep-depth.{csv,md,png}
+
+Budgets are optimiser steps (default: the zoo's per-model ``ZOO_STEPS``), the same on any machine.
 
 ``size`` trains compact nets (kernel 3/5/7, RGB bank, hidden layer), CANs of growing width and depth
 and the seed autoencoder on the Sobel target and plots test PSNR against parameter count, marking the
@@ -58,14 +60,14 @@ def smallest_reaching(rows: list[dict], target: float = TARGET_DB) -> dict | Non
     return min(ok, key=lambda r: r["params"]) if ok else None
 
 
-def markdown(kind: str, rows: list[dict], budget: float) -> str:
+def markdown(kind: str, rows: list[dict], budget: str) -> str:
     lines = ["| filter | network | params | test PSNR (dB) | SSIM | net MP/s |", "|---|---|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['filter']} | {r['label']} | {r['params']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
                      f"{r['net_mps']:.2f} |")
     lines.append("")
-    lines.append(f"Each run: {budget:.0f} s of CPU training on the embedded data (compact nets: a third Adam, "
-                 "the rest L-BFGS), test split at native resolution, borders included.")
+    lines.append(f"Each run: {budget} on the embedded data (compact nets: Adam, then the L-BFGS finish), "
+                 "test split at native resolution, borders included.")
     if kind == "size":
         best = smallest_reaching(rows)
         lines.append(f"Smallest network at >= {TARGET_DB:.0f} dB: " +
@@ -109,7 +111,7 @@ def plot(kind: str, rows: list[dict], path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_outputs(kind: str, rows: list[dict], budget: float, out_dir: Path, stem: str | None = None) -> None:
+def write_outputs(kind: str, rows: list[dict], budget: str, out_dir: Path, stem: str | None = None) -> None:
     from src.experiment.zoo import write_rows_csv
 
     stem = stem or f"sweep-{kind}"
@@ -128,7 +130,7 @@ def read_rows(path: Path) -> list[dict]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.experiment.sweep", description=__doc__.splitlines()[0])
     ap.add_argument("kind", choices=("size", "depth"))
-    ap.add_argument("--budget", type=float, default=None, help="training seconds per run (size 45, depth 90)")
+    ap.add_argument("--steps", type=int, default=None, help="optimiser steps per run (default: the zoo's per model)")
     ap.add_argument("--repeats", type=int, default=3, help="timing repeats per MP/s figure")
     ap.add_argument("--figures", default="figures")
     ap.add_argument("--limit", type=int, default=None, help="only the first N runs (for a quick check)")
@@ -138,9 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--merge", nargs="+", default=None, metavar="CSV", help="no training: merge shard CSVs")
     ap.add_argument("--accelerator", default="cpu", help="where to train: cpu or gpu (timings stay CPU)")
     args = ap.parse_args(argv)
-    budget = args.budget if args.budget is not None else (45.0 if args.kind == "size" else 90.0)
-    if budget <= 0:
-        raise UserError(f"--budget must be positive, got {budget}")
+    from src.experiment.zoo import budget_text
+
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {args.steps}")
+    budget = budget_text(args.steps)
     out_dir = Path(args.figures)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--figures {out_dir} is a file, not a folder")
@@ -156,14 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not runs:
             raise UserError(f"no {args.kind} runs on {', '.join(args.filters)}")
 
-    from src.experiment.zoo import run_one, set_threads
+    from src.experiment.zoo import run_one
 
-    set_threads(args.threads)
     rows, t0 = [], time.time()
     for flt, params, model, net_args, label in runs:
         tag = "-" + "-".join(f"{k}{v}" for k, v in net_args.items()) if net_args else ""
-        row = run_one(flt, params, model, budget, out_dir, args.repeats, net_args=net_args, tag=tag,
-                      accelerator=args.accelerator)
+        row = run_one(flt, params, model, args.steps, out_dir, args.repeats, net_args=net_args, tag=tag,
+                      accelerator=args.accelerator, threads=args.threads)
         row["label"] = label
         if model == "can":
             from src.models.can import dilations

@@ -1,9 +1,10 @@
-"""The zoo run: every filter x {compact net, CAN, seed autoencoder}, a fixed CPU budget each, one table.
+"""The zoo run: every filter x {compact net, CAN, seed autoencoder}, a fixed step budget each, one table.
 
-    python -m src.experiment.zoo [--budget 60] [--filters random sobel ...] [--models compact can ...]
+    python -m src.experiment.zoo [--steps N] [--filters random sobel ...] [--models compact can ...]
 
-For each run: train on the embedded data for ``--budget`` seconds (CPU; a compact net spends the last
-two thirds of it in an L-BFGS least-squares finish, kept only if the validation split improves), evaluate on the test split
+For each run: train on the embedded data for the model's step budget (``ZOO_STEPS``, or ``--steps``; a
+compact net ends with the training module's L-BFGS least-squares finish, kept only if the validation
+split improves), evaluate on the test split
 (PSNR, SSIM at native resolution), count parameters, and time CPU inference of the network and of
 the OpenCV reference on the same 1 MP photo. Writes ``figures/zoo.md`` (the README table) and
 ``figures/zoo.csv``; for a linear target it also collapses the trained network into its effective
@@ -35,10 +36,9 @@ ZOO_FILTERS: list[tuple[str, dict]] = [
     ("stylization", {}), ("detail-enhance", {}), ("edge-preserving", {}), ("pencil-sketch", {}),
 ]
 ZOO_MODELS = ("compact", "can", "autoencoder")
-MODEL_LR = {"compact": 3e-2, "can": 1e-3, "autoencoder": 1e-3}
+ZOO_STEPS = {"compact": 400, "can": 600, "autoencoder": 1500}  # optimiser steps per run
 CAN_ARGS = {"width": 8, "depth": 5}  # CPU-sized: 8 channels, receptive field 17 x 17 (trains ~4x the steps of 16 x 6 per second)
-# The CAN takes seconds per step on 2 CPU cores: validate (and keep the best) every 20 steps, not 100.
-TRAIN_ARGS = {"can": ["--steps-per-epoch", "20", "--batch-size", "16", "--patience", "30"], "autoencoder": ["--steps-per-epoch", "50"]}
+TRAIN_ARGS = {"autoencoder": ["--steps-per-epoch", "50"]}  # everything else: src.experiment.train.MODEL_DEFAULTS
 
 
 def model_args(model: str, flt) -> dict[str, Any]:
@@ -101,51 +101,20 @@ def plot_kernels(path: Path, learned: np.ndarray, true: np.ndarray, title: str) 
     atomic_write_bytes(path, buf.getvalue())
 
 
-def refine_least_squares(net: nn.Module, flt, seconds: float, crops: int = 48, crop: int = 64, seed: int = 0) -> float:
-    """Finish a small network with L-BFGS on fixed training crops; returns the final training PSNR.
-
-    Natural images excite high frequencies and the colour channels' differences only weakly, so
-    first-order training takes thousands of steps to pin down a kernel; for a linear net the
-    least-squares problem is well posed and L-BFGS solves it in a few dozen iterations, and for the
-    compact net's few hundred parameters (gradient magnitudes) it still converges far faster than Adam.
-    """
-    from src.dataset.datamodule import RandomCrops
-    from src.dataset.sources import load_split
-
-    torch.manual_seed(seed)
-    ds = RandomCrops(load_split("skimage", "train"), crop, crops)
-    x = torch.stack([ds[i]["input"] for i in range(crops)])
-    y = flt.torch(x)
-    net.train()
-    opt = torch.optim.LBFGS(net.parameters(), lr=1.0, max_iter=20, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-12, tolerance_change=1e-16)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(net(x), y)
-        loss.backward()
-        return loss
-
-    t0, loss = time.time(), closure()
-    while time.time() - t0 < seconds and float(loss.detach()) > 1e-12:
-        loss = opt.step(closure)
-    net.eval()
-    return 10 * float(torch.log10(1 / loss.detach().clamp_min(1e-12)))
-
-
 def megapixels_per_second(fn, img: np.ndarray, repeats: int) -> float:
     from src.testing.bench import median_seconds
 
     return img.shape[0] * img.shape[1] / 1e6 / median_seconds(lambda: fn(img), repeats)
 
 
-def run_one(name: str, params: dict, model: str, budget: float, out_dir: Path, repeats: int,
-            net_args: dict[str, Any] | None = None, tag: str = "", accelerator: str = "cpu") -> dict[str, Any]:
-    """Train one network on one filter for ``budget`` seconds and measure it; returns the table row.
+def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Path, repeats: int,
+            net_args: dict[str, Any] | None = None, tag: str = "", accelerator: str = "cpu",
+            threads: int | None = None) -> dict[str, Any]:
+    """Train one network on one filter for ``steps`` optimiser steps (None: ``ZOO_STEPS``) and measure it.
 
     ``net_args`` override the zoo's per-filter network options (the sweeps use it); ``tag`` names the
-    checkpoint ``models/zoo/<model><tag>-<filter>.ckpt``. ``accelerator`` is where training runs (``gpu``:
-    the budget buys far more steps); the MP/s columns are always CPU inference.
+    checkpoint ``models/zoo/<model><tag>-<filter>.ckpt``. ``accelerator`` is where training runs; the
+    MP/s columns are always CPU inference.
     """
     from src.experiment.train import build_parser, train
     from src.filters import get_filter
@@ -154,40 +123,19 @@ def run_one(name: str, params: dict, model: str, budget: float, out_dir: Path, r
     from src.testing.predict import predict
 
     flt = get_filter(name, **params)
-    # Compact nets have a few hundred parameters at most: a third of the budget with Adam, the rest
-    # with L-BFGS on fixed crops (kept only if the validation split agrees it helped).
-    refine = model == "compact"
-    train_budget = budget / 3 if refine else budget
-    argv = ["--model", model, "--filter", name, "--data", "skimage", "--max-time", str(train_budget),
-            "--lr", str(MODEL_LR[model]), "--quiet", "--logger", "none", "--accelerator", accelerator,
+    steps = steps or ZOO_STEPS[model]
+    argv = ["--model", model, "--filter", name, "--data", "skimage", "--max-steps", str(steps),
+            "--quiet", "--logger", "none", "--accelerator", accelerator,
             "--output", str(Path("models/zoo") / f"{model}{tag}-{flt.key}.ckpt"), *TRAIN_ARGS.get(model, [])]
+    if threads:
+        argv += ["--threads", str(threads)]
     for k, v in params.items():
         argv += ["--filter-param", f"{k}={v}"]
     for k, v in (model_args(model, flt) | (net_args or {})).items():
         argv += ["--model-arg", f"{k}={v}"]
     result = train(build_parser().parse_args(argv))
     net = load_model(result["checkpoint"])
-    if refine:
-        from src.dataset.sources import load_split
-        from src.models import save_model
-        from src.testing.evaluate import evaluate_images
-
-        t0, val = time.time(), load_split("skimage", "val")
-        before, snapshot = evaluate_images(net, flt, val)[1]["psnr"], copy.deepcopy(net.state_dict())
-        refine_least_squares(net, flt, budget - train_budget)
-        after = evaluate_images(net, flt, val)[1]["psnr"]
-        if not after >= before:
-            net.load_state_dict(snapshot)
-        result["train_seconds"] += round(time.time() - t0, 1)
-        _, mean = evaluate_images(net, flt, load_split("skimage", "test"))
-        result.update(test_psnr=mean["psnr"], test_ssim=mean["ssim"])
-        save_model(result["checkpoint"], net, model, flt.name, flt.params,
-                   metrics={"test_psnr": mean["psnr"], "test_ssim": mean["ssim"]},
-                   info={"refined": "lbfgs" if after >= before else "lbfgs rejected by val",
-                         "val_psnr_adam": before, "val_psnr_lbfgs": after})
-        row_extra = {"val_adam": before, "val_lbfgs": after}
-    else:
-        row_extra = {}
+    row_extra = {"steps": result["steps"], "finish_start": result.get("finish_start")}
     img = photo(1.0)
     row = {"filter": flt.key, "model": model, "psnr": result.get("test_psnr"), "ssim": result.get("test_ssim"),
            "params": result["params"], "train_s": result["train_seconds"],
@@ -238,7 +186,14 @@ def add_trivial_psnr(rows: list[dict]) -> None:
             r["trivial_psnr"] = cache[r["filter"]]
 
 
-def markdown_table(rows: list[dict], budget: float) -> str:
+def budget_text(steps: int | None) -> str:
+    """The budget as the table states it: one step count, or the per-model ones."""
+    if steps:
+        return f"{steps} optimiser steps"
+    return "the model's step budget (" + ", ".join(f"{m} {n}" for m, n in ZOO_STEPS.items()) + " optimiser steps)"
+
+
+def markdown_table(rows: list[dict], budget: str) -> str:
     lines = ["| filter | model | test PSNR (dB) | trivial PSNR | SSIM | params | net MP/s | reference MP/s | speed ratio | kernel cos RGB / gray |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
@@ -248,26 +203,14 @@ def markdown_table(rows: list[dict], budget: float) -> str:
         lines.append(f"| {r['filter']} | {r['model']} | {r['psnr']:.2f} | {trivial} | {ssim} | {r['params']} | "
                      f"{r['net_mps']:.2f} | {r['ref_mps']:.2f} | {r['speed_ratio']:.2f}x | {cos} |")
     lines.append("")
-    lines.append(f"Each run: {budget:.0f} s of CPU training on the embedded data, test split (astronaut, coffee, camera, "
+    lines.append(f"Each run: {budget} of CPU training on the embedded data, test split (astronaut, coffee, camera, "
                  "coins) at native resolution; trivial PSNR = returning the input unchanged (RGB filters) or all "
                  "zeros (gray ones); MP/s on a 1 MP photo, median of repeated calls, same process and "
                  "threads for the network (`predict`) and the OpenCV reference; speed ratio = net / reference.")
     return "\n".join(lines) + "\n"
 
 
-def set_threads(n: int | None) -> None:
-    """Pin torch and OpenCV to ``n`` threads (None: leave their defaults)."""
-    if n is None:
-        return
-    if n < 1:
-        raise UserError(f"--threads must be at least 1, got {n}")
-    import cv2
-
-    torch.set_num_threads(n)
-    cv2.setNumThreads(n)
-
-
-def write_table(rows: list[dict], budget: float, out_dir: Path, stem: str, threads: int | None = None) -> None:
+def write_table(rows: list[dict], budget: str, out_dir: Path, stem: str, threads: int | None = None) -> None:
     """``<stem>.md`` (the README table) and ``<stem>.csv``, atomically."""
     note = f"\nTraining and timing on {threads} CPU thread(s) per run (torch and OpenCV alike).\n" if threads else ""
     atomic_write_bytes(out_dir / f"{stem}.md", (markdown_table(rows, budget) + note).encode())
@@ -311,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from src.filters import available
 
     ap = argparse.ArgumentParser(prog="python -m src.experiment.zoo", description=__doc__.splitlines()[0])
-    ap.add_argument("--budget", type=float, default=60.0, help="training seconds per run")
+    ap.add_argument("--steps", type=int, default=None, help=f"optimiser steps per run (default per model: {ZOO_STEPS})")
     ap.add_argument("--filters", nargs="+", default=None, help="subset of filter names (default: the whole zoo)")
     ap.add_argument("--models", nargs="+", default=list(ZOO_MODELS), help=f"subset of {ZOO_MODELS}")
     ap.add_argument("--repeats", type=int, default=5, help="timing repeats per MP/s figure")
@@ -327,8 +270,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.merge:
         rows = table_order([r for p in args.merge for r in read_table(Path(p))])
         add_trivial_psnr(rows)
-        write_table(rows, args.budget, out_dir, args.stem, args.threads)
-        print(markdown_table(rows, args.budget))
+        write_table(rows, budget_text(args.steps), out_dir, args.stem, args.threads)
+        print(markdown_table(rows, budget_text(args.steps)))
         return 0
 
     filters = ZOO_FILTERS if args.filters is None else [(n, dict(ZOO_FILTERS).get(n, {})) for n in args.filters]
@@ -338,16 +281,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for m in args.models:
         if m not in ZOO_MODELS:
             raise UserError(f"unknown zoo model {m!r}; expected some of {ZOO_MODELS}")
-    set_threads(args.threads)
     rows, t0 = [], time.time()
     for name, params in filters:
         for model in args.models:
-            row = run_one(name, params, model, args.budget, out_dir, args.repeats, accelerator=args.accelerator)
+            row = run_one(name, params, model, args.steps, out_dir, args.repeats, accelerator=args.accelerator,
+                          threads=args.threads)
             rows.append(row)
             add_trivial_psnr(rows)
             print(json.dumps(row), flush=True)
-            write_table(rows, args.budget, out_dir, args.stem, args.threads)
-    print(markdown_table(rows, args.budget))
+            write_table(rows, budget_text(args.steps), out_dir, args.stem, args.threads)
+    print(markdown_table(rows, budget_text(args.steps)))
     print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir / args.stem}.md and .csv")
     return 0
 

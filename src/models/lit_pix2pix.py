@@ -50,8 +50,9 @@ class Pix2PixModule(FilterRegressor):
         channels_last: bool = False,
         compile: bool = False,
         model_name: str = "pix2pix",
+        seed: int = 0,
     ):
-        super().__init__(model_name, model_kwargs, filter_name, filter_params, loss="l1", lr=lr)
+        super().__init__(model_name, model_kwargs, filter_name, filter_params, loss="l1", lr=lr, seed=seed)
         self.hparams.update(beta1=beta1, lambda_l1=lambda_l1, disc_kwargs=dict(disc_kwargs or {}),  # as given
                             total_steps=total_steps, constant_fraction=constant_fraction,
                             channels_last=channels_last, compile=compile)
@@ -77,7 +78,9 @@ class Pix2PixModule(FilterRegressor):
         target = torch.ones_like(logits) if real else torch.zeros_like(logits)
         return F.binary_cross_entropy_with_logits(logits.float(), target.float())
 
-    def training_step(self, batch: dict, batch_idx: int) -> None:
+    steps_per_batch = 2  # one generator and one discriminator step per batch
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         opt_g, opt_d = self.optimizers()
         x, y = self._pair(batch)
         fake = self.net(x)
@@ -104,6 +107,7 @@ class Pix2PixModule(FilterRegressor):
         self.log_dict({"g_loss": loss_g.detach(), "g_gan": loss_gan.detach(), "g_l1": loss_l1.detach(),
                        "d_loss": loss_d.detach()}, prog_bar=False)
         self.log("train_psnr", image_psnr(fake.detach().clamp(0, 1), y), prog_bar=True)
+        return loss_g.detach()
 
     def configure_optimizers(self):
         betas = (self.hparams.beta1, 0.999)

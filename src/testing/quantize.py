@@ -166,10 +166,8 @@ def calibration_crops(n: int, crop: int = 64, seed: int = 0) -> torch.Tensor:
 
     if n < 1:
         raise UserError(f"--calibration-crops must be at least 1, got {n}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        crops = RandomCrops(load_split("skimage", "train"), crop, n)
-        return torch.stack([crops[i]["input"] for i in range(n)])
+    crops = RandomCrops(load_split("skimage", "train"), crop, n, seed=seed)
+    return torch.stack([crops[i]["input"] for i in range(n)])
 
 
 def quantization_table(checkpoints: Sequence[str], crops: int = 32, images: list | None = None) -> list[dict]:

@@ -1,0 +1,138 @@
+"""Lightning callbacks and the checkpoint writer that make a training run land every time.
+
+- :class:`StagePlateau`: early stopping that knows about the finishing stage (a plateau in the Adam
+  stage starts the L-BFGS finish, a plateau in the last stage ends the run);
+- :class:`FiniteGuard`: stops at the first non-finite loss with one clear line, before anything
+  non-finite can be saved;
+- :class:`GracefulInterrupt`: Ctrl-C finishes the current step, writes a resumable checkpoint and stops;
+- :class:`RunConfig`: stores the run's settings in every checkpoint, so ``--resume`` can refuse a
+  checkpoint from another run;
+- :class:`AtomicCheckpointIO`: Lightning checkpoints written to a temp file and renamed, so a kill at
+  any moment leaves the previous checkpoint whole.
+"""
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from src.errors import UserError
+
+TEMP_SUFFIX = ".tmp-learn-filters"
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` to ``<path><TEMP_SUFFIX>`` next to the target, flushed, then renamed over it."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + TEMP_SUFFIX)
+        with open(tmp, "wb") as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+
+
+class StagePlateau(pl.Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` validations.
+
+    If the module has a stage to begin (``begin_finish()`` returns True), a plateau starts it instead of
+    stopping, and the patience starts over. State is saved in checkpoints (resumable).
+    """
+
+    def __init__(self, patience: int, min_delta: float = 0.01, monitor: str = "val_psnr"):
+        self.patience, self.min_delta, self.monitor = patience, min_delta, monitor
+        self.best, self.wait, self.stopped_at = -math.inf, 0, None
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if value > self.best + self.min_delta:
+            self.best, self.wait = value, 0
+            return
+        self.wait += 1
+        if self.wait < self.patience:
+            return
+        begin = getattr(module, "begin_finish", None)
+        if begin is not None and begin():
+            self.wait = 0
+            print(f"step {trainer.global_step}: validation plateau at {self.best:.2f} dB, starting the finish")
+        else:
+            self.stopped_at = trainer.global_step
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "wait": self.wait, "stopped_at": self.stopped_at}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.wait, self.stopped_at = state["best"], state["wait"], state.get("stopped_at")
+
+
+class FiniteGuard(pl.Callback):
+    """Raise a one-line :class:`UserError` at the first step whose loss is NaN or infinite."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor) and not bool(torch.isfinite(loss).all()):
+            raise UserError(f"training diverged at step {trainer.global_step}: the loss is {float(loss)} "
+                            f"(try a lower --lr); no checkpoint was written")
+
+
+class TrainingInterrupted(Exception):
+    """Raised after Ctrl-C once a resumable checkpoint is on disk."""
+
+
+class GracefulInterrupt(pl.Callback):
+    """Ctrl-C: finish the step in flight, save a resumable checkpoint to ``path``, stop the run.
+
+    A second Ctrl-C while that happens interrupts at once (the previous checkpoint stays whole).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path, self.requested, self._previous = Path(path), False, None
+
+    def _handler(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def on_fit_start(self, trainer, module) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        if self.requested:
+            trainer.save_checkpoint(self.path)
+            self._restore()
+            raise TrainingInterrupted(f"interrupted at step {trainer.global_step}; saved {self.path}")
+
+    def on_fit_end(self, trainer, module) -> None:
+        self._restore()
+
+    def on_exception(self, trainer, module, exception) -> None:
+        self._restore()
+
+
+class RunConfig(pl.Callback):
+    """Writes ``config`` (the settings that define a run) into every checkpoint as ``run_config``."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+
+    def on_save_checkpoint(self, trainer, module, checkpoint: dict) -> None:
+        checkpoint["run_config"] = dict(self.config)
