@@ -19,6 +19,11 @@ ALLOWED_SKIPS: dict[str, str] = {}
 CACHES = (".venv/", ".pytest_cache/", "__pycache__/", ".make/")
 
 
+def skip_reason(report) -> str:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Under CI=true, a skip not in ALLOWED_SKIPS is a failure that says why it skipped."""
@@ -27,9 +32,8 @@ def pytest_runtest_makereport(item, call):
         return
     key = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
     if key not in ALLOWED_SKIPS:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
-        report.longrepr = f"skipped under CI=true but not listed in ALLOWED_SKIPS (tests/conftest.py): {reason}"
+        report.longrepr = f"skipped under CI=true but not listed in ALLOWED_SKIPS (tests/conftest.py): {skip_reason(report)}"
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -37,8 +41,7 @@ def pytest_terminal_summary(terminalreporter):
     skipped = terminalreporter.stats.get("skipped", [])
     terminalreporter.write_line(f"{len(skipped)} skipped" + (":" if skipped else ""))
     for rep in skipped:
-        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
-        terminalreporter.write_line(f"  {rep.nodeid}: {reason}")
+        terminalreporter.write_line(f"  {rep.nodeid}: {skip_reason(rep)}")
 
 
 def git_status() -> set[str] | None:
