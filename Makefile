@@ -77,7 +77,7 @@ sweeps: install  ## params vs PSNR on Sobel (9 nets, 45 s each) and CAN depth 3.
 	$(PYTHON) -m src.experiment.sweep size --budget 45
 	$(PYTHON) -m src.experiment.sweep depth --budget 90
 
-figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~1 min)
+figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~40 s)
 	$(PYTHON) -m src.testing.figures
 
 train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN) on one GPU -> models/pix2pix.ckpt
