@@ -45,17 +45,21 @@ def pytest_terminal_summary(terminalreporter):
 
 
 def git_status() -> set[str] | None:
-    """The checkout's ``git status --porcelain --ignored`` entries (caches left out); None outside a git checkout."""
+    """The checkout's ``git status --porcelain --ignored`` entries, caches left out; None outside a git checkout.
+
+    Ignored files count too (a stray ``lightning_logs/`` is a write into the tree); untracked and ignored
+    folders show as one entry each, so the 5 GB ``.venv`` costs one line.
+    """
     try:
-        res = subprocess.run(["git", "status", "--porcelain", "--ignored", "--untracked-files=all"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=60)
+        res = subprocess.run(["git", "status", "--porcelain", "-z", "--ignored"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if res.returncode != 0:
         return None
     asked_for = os.environ.get("DEMO_SCREENSHOT")  # `make screenshot` refreshes figures/gradio.png on purpose
-    lines = {line for line in res.stdout.splitlines() if line and line[3:] != asked_for}
-    return {line for line in lines if not any(c in line[3:] or line[3:].startswith(c) for c in CACHES)}
+    entries = {e for e in res.stdout.split("\0") if len(e) > 3 and e[3:] != asked_for}
+    return {e for e in entries if not any(e[3:].startswith(c) or f"/{c}" in e[3:] for c in CACHES)}
 
 
 def pytest_sessionstart(session):
