@@ -1,17 +1,45 @@
-# The project's table of contents. `make train` and `make test` are the README's quick start.
-PYTHON ?= python3
-STAMP := .make/installed
+# The project's table of contents. `make` lists the targets; `make train` and `make test` are the README's quick start.
+# Everything runs in the project's virtual environment .venv, which `make install` creates and fills once per change of
+# requirements.txt. BOOTSTRAP_PYTHON is the interpreter that creates it (any Python >= 3.10 with the venv module, e.g. the
+# system's /usr/bin/python3: PEP 668 does not apply inside a venv); PYTHON=... runs the targets with another interpreter
+# instead (your own environment: then nothing is installed).
+.DEFAULT_GOAL := help
+VENV := .venv
+BOOTSTRAP_PYTHON ?= python3
+PYTHON ?= $(VENV)/bin/python
+STAMP := $(VENV)/.installed-requirements
 
-.PHONY: install train train-autoencoder test bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs
+.PHONY: help install kernel screenshot train train-autoencoder test bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs
 
-install: $(STAMP)  ## install the Python requirements (once per change of requirements.txt) and make the folders
+help:  ## this list (the default goal: plain `make` installs nothing)
+	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
+	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):[^#]*## (.*)/  \1\t\2/' | expand -t 20
 
-$(STAMP): requirements.txt
+ifeq ($(PYTHON),$(VENV)/bin/python)
+install: $(STAMP)  ## create .venv and install the requirements into it (once per change of requirements.txt); make the folders
+	@$(PYTHON) setup.py >/dev/null
+
+$(VENV)/bin/python:
+	@$(BOOTSTRAP_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { echo "error: $(BOOTSTRAP_PYTHON) is missing or older than Python 3.10; run with BOOTSTRAP_PYTHON=/path/to/python3.11"; exit 2; }
+	@$(BOOTSTRAP_PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "error: $(BOOTSTRAP_PYTHON) has no venv module: sudo apt-get install python3-venv (Debian/Ubuntu), or run with BOOTSTRAP_PYTHON=/path/to/another/python3"; exit 2; }
+	$(BOOTSTRAP_PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt $(VENV)/bin/python
 	$(PYTHON) -m pip install -q -r requirements.txt
-	$(PYTHON) setup.py
-	@mkdir -p .make && touch $(STAMP)
+	@touch $(STAMP)
+else
+install:  # PYTHON=... given: run with that interpreter, install nothing
+	@echo "using PYTHON=$(PYTHON) as it is (nothing installed; drop PYTHON=... to use $(VENV))"
+	@$(PYTHON) setup.py >/dev/null
+endif
 
-folders:
+kernel: install  ## register .venv as the Jupyter kernel "learn-filters" for notebooks opened from any Jupyter
+	$(PYTHON) -m ipykernel install --user --name learn-filters --display-name "learn-filters (.venv)"
+
+screenshot: install  ## refresh figures/gradio.png: the browser test's screenshot of the demo (needs Chromium)
+	DEMO_SCREENSHOT=figures/gradio.png $(PYTHON) -m pytest -q tests/test_demo.py -k browser
+
+folders:  ## data/{raw,interim,processed}, figures/, models/
 	$(PYTHON) setup.py
 
 train: install  ## default run: compact net, Sobel, embedded data, <= 5 min on 2 CPU cores -> models/sobel.ckpt
@@ -49,7 +77,7 @@ sweeps: install  ## params vs PSNR on Sobel (9 nets, 45 s each) and CAN depth 3.
 	$(PYTHON) -m src.experiment.sweep size --budget 45
 	$(PYTHON) -m src.experiment.sweep depth --budget 90
 
-figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~1 min)
+figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~40 s)
 	$(PYTHON) -m src.testing.figures
 
 train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN) on one GPU -> models/pix2pix.ckpt

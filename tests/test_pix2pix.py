@@ -187,16 +187,29 @@ def test_notebook_runs_top_to_bottom_in_smoke_mode(tmp_path, monkeypatch):
         "pix2pix-examples.png", "pix2pix-curves.png", "pix2pix-test.csv", "pix2pix-grid.png"}
 
 
-def test_gpu_bench_script_runs_in_its_tiny_cpu_mode(tmp_path):
+def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
     import json
     import subprocess
     import sys
+    import time
 
     from .conftest import ROOT
 
+    t0 = time.monotonic()
     res = subprocess.run([sys.executable, "scripts/gpu_bench.py", "--tiny", "--out", str(tmp_path), "--work",
                           str(tmp_path / "work")], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    wall = time.monotonic() - t0
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads((tmp_path / "gpu-bench.json").read_text())
-    assert all(v > 0 for v in report["train_images_per_s"].values())
-    assert report["after_training"]["test_psnr"] > 0 and report["compact_inference"]["network_gpix_per_s"] > 0
+    cfg = report["config"]
+    assert 0 < report["total_seconds"] <= wall
+    for knobs, images_per_s in report["train_images_per_s"].items():
+        # the measured steps' images at that rate took no longer than the whole run, and no less than 0.1 ms each
+        measured_images = cfg["batch"] * cfg["measure"]
+        assert measured_images / report["total_seconds"] <= images_per_s <= 1e4, (knobs, images_per_s)
+    after = report["after_training"]
+    metrics = load_model(tmp_path / "work" / "pix2pix-2min.ckpt").meta["metrics"]
+    assert after["test_psnr"] == pytest.approx(metrics["test_psnr"])  # the report is its checkpoint's score
+    assert after["test_psnr"] > metrics["test_zero_psnr"], (after, metrics)  # it learned: beats predicting zeros
+    compact = report["compact_inference"]
+    assert 0 < compact["predict_gpix_per_s"] and 0 < compact["network_gpix_per_s"] < 10

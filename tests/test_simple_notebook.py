@@ -1,5 +1,7 @@
 """simple_main.ipynb runs top to bottom with SMOKE=1 (outputs go to a temporary folder)."""
-import os
+import re
+import shutil
+from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
@@ -15,4 +17,8 @@ def test_simple_main_notebook_runs_in_smoke_mode(monkeypatch):
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "SMOKE -> outputs in" in text and "mean" in text
     assert not any(o.get("output_type") == "error" for c in nb.cells for o in c.get("outputs", []))
-    assert os.environ["SMOKE"] == "1"
+    out = Path(re.search(r"SMOKE -> outputs in (\S+)", text)[1])
+    try:  # the kernel saw SMOKE=1 and wrote its checkpoints to a temporary folder, not into the checkout
+        assert not out.resolve().is_relative_to(ROOT) and list(out.rglob("*.ckpt")), sorted(out.rglob("*"))
+    finally:
+        shutil.rmtree(out, ignore_errors=True)

@@ -1,0 +1,135 @@
+"""The README agrees with the committed tables it quotes: the results table with figures/eval-*.csv and the
+shipped checkpoints, every table copied from a figures/*.md with that file. Data-driven, so regenerating a
+table and pasting it into the README keeps this green, and editing only one of them does not."""
+import csv
+import re
+
+import pytest
+
+from .conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+# The results table's rows: the make target in the model cell -> (evaluation CSV, checkpoint).
+RESULT_ROWS = {"make train": ("eval-sobel.csv", "sobel.ckpt"),
+               "make train-autoencoder": ("eval-autoencoder.csv", "autoencoder.ckpt")}
+NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
+
+
+def split_row(line: str) -> list[str]:
+    cells = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+    return [c.strip() for c in cells]
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    """Every pipe table in ``text`` (indented or not): header row first, the |---| row dropped."""
+    tables, block = [], []
+    for line in text.splitlines() + [""]:
+        if line.strip().startswith("|"):
+            block.append(line)
+            continue
+        if len(block) >= 3 and set(block[1].replace("|", "").strip()) <= set("-: "):
+            tables.append([split_row(b) for b in block[:1] + block[2:]])
+        block = []
+    return tables
+
+
+def numbers(cell: str) -> list[str]:
+    return NUMBER.findall(cell.replace("**", ""))
+
+
+def matches(value: float, shown: str) -> bool:
+    """``shown`` is ``value`` rounded to as many decimals as it shows."""
+    decimals = len(shown.split(".")[1]) if "." in shown else 0
+    return f"{value:.{decimals}f}" == shown.replace(",", "")
+
+
+def results_table() -> tuple[list[str], list[list[str]]]:
+    for header, *rows in markdown_tables(README):
+        if header[:3] == ["model", "params", "test PSNR"]:
+            return header, rows
+    raise AssertionError("README: no results table (model | params | test PSNR | ...)")
+
+
+def eval_mean(name: str) -> dict[str, float]:
+    with (ROOT / "figures" / name).open(newline="") as f:
+        mean = next(r for r in csv.DictReader(f) if r["image"] == "mean")
+    return {k: float(v) for k, v in mean.items() if k not in ("image", "size")}
+
+
+@pytest.mark.parametrize("target", sorted(RESULT_ROWS))
+def test_results_table_quotes_the_committed_evaluation_csv(target):
+    header, rows = results_table()
+    row = next((r for r in rows if f"(`{target}`)" in r[0]), None)
+    assert row is not None, f"README results table has no row for `{target}`"
+    cells = dict(zip(header, row))
+    mean = eval_mean(RESULT_ROWS[target][0])
+    quoted = {"test PSNR": ["psnr"], "SSIM": ["ssim"], "zero PSNR": ["zero_psnr"], "MAE": ["mae"],
+              "border / inside PSNR": ["border_psnr", "interior_psnr"]}
+    wrong = []
+    for column, keys in quoted.items():
+        shown = numbers(cells[column])
+        if len(shown) != len(keys) or not all(matches(mean[k], s) for k, s in zip(keys, shown)):
+            wrong.append(f"{column}: README {cells[column]!r}, figures/{RESULT_ROWS[target][0]} "
+                         + " / ".join(f"{mean[k]:.6g}" for k in keys))
+    assert not wrong, f"README results row `{target}` differs from its CSV: " + "; ".join(wrong)
+
+
+@pytest.mark.parametrize("target", sorted(RESULT_ROWS))
+def test_results_table_quotes_the_shipped_checkpoint(target):
+    from src.models import load_model
+    from src.models.networks import count_parameters
+
+    header, rows = results_table()
+    cells = dict(zip(header, next(r for r in rows if f"(`{target}`)" in r[0])))
+    net = load_model(ROOT / "models" / RESULT_ROWS[target][1])
+    assert matches(count_parameters(net), cells["params"]), (cells["params"], count_parameters(net))
+    info = net.meta["info"]
+    time = re.fullmatch(r"(\d+) s \((\d+) epochs\)", cells["train time"])
+    if time:  # "210 s (77 epochs)": the checkpoint's own record of its run
+        assert (int(time[1]), int(time[2])) == (round(info["train_seconds"]), info["epochs"]), (cells["train time"], info)
+
+
+def test_committed_evaluation_csv_is_the_shipped_checkpoints_score():
+    """figures/eval-*.csv are what `make evaluate` gives for the committed checkpoints today."""
+    from src.dataset.sources import load_split
+    from src.models import load_model
+    from src.testing.evaluate import checkpoint_filter, evaluate_images
+
+    test_images = load_split("skimage", "test")
+    for csv_name, ckpt in RESULT_ROWS.values():
+        net = load_model(ROOT / "models" / ckpt)
+        _, mean = evaluate_images(net, checkpoint_filter(net), test_images)
+        committed = eval_mean(csv_name)
+        for key in ("psnr", "ssim", "mae", "zero_psnr", "border_psnr", "interior_psnr"):
+            assert mean[key] == pytest.approx(committed[key], rel=1e-4, abs=1e-6), (csv_name, key)
+
+
+def committed_tables() -> dict[str, list[list[str]]]:
+    return {p.name: t for p in sorted((ROOT / "figures").glob("*.md")) for t in markdown_tables(p.read_text())}
+
+
+def test_every_readme_copy_of_a_figures_table_equals_it():
+    """A README table whose columns all belong to a committed figures/*.md table is a copy of one such table:
+    same rows, same order, every shared cell equal (the README may leave columns out, e.g. `device`)."""
+    committed = committed_tables()
+    assert {"knobs.md", "quantize.md", "sweep-size.md", "sweep-depth.md", "zoo.md"} <= set(committed)
+    copies = 0
+    for header, *rows in markdown_tables(README):
+        sources = {name: t for name, t in committed.items() if len(header) >= 4 and set(header) <= set(t[0])}
+        if not sources:
+            continue
+        copies += 1
+        projected = {name: [[dict(zip(t[0], r))[h] for h in header] for r in t[1:]] for name, t in sources.items()}
+        if any(rows == p for p in projected.values()):
+            continue
+        name, p = max(projected.items(), key=lambda kv: sum(a == b for a, b in zip(rows, kv[1])))
+        diff = [f"README {a}\n  {name:>10} {b}" for a, b in zip(rows, p) if a != b]
+        pytest.fail(f"README table ({' | '.join(header)}) differs from figures/{name} "
+                    f"({len(rows)} vs {len(p)} rows):\n" + "\n".join(diff[:5]))
+    assert copies >= 5, f"found only {copies} README copies of figures tables"
+
+
+def test_table_parser_reads_indented_tables_and_escaped_pipes():
+    text = "x\n   | a | b |\n   |---|---:|\n   | 1 \\| 2 | 3 |\n\n| c |\n"
+    assert markdown_tables(text) == [[["a", "b"], ["1 \\| 2", "3"]]]
+    assert matches(64.69605, "64.70") and matches(9987, "9,987") and not matches(64.69605, "64.69")
