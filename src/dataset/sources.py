@@ -96,5 +96,10 @@ def load_split(data: str, split: str) -> list[NamedImage]:
         raise UserError(f"--data {data!r}: not 'skimage', a data set ({', '.join(DATASETS)}) or a folder")
     images = folder_images(root, split)
     if not images:
-        raise UserError(f"--data {data}: no readable images for the {split} split")
+        found = len(list_images(root)[0])
+        if found == 0:
+            raise UserError(f"--data {data}: no image files in this folder")
+        if found < 3:
+            raise UserError(f"--data {data}: {found} image(s); a folder needs at least 3 (train, val and test get one each)")
+        raise UserError(f"--data {data}: none of the images of the {split} split could be read")
     return images

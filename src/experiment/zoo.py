@@ -15,7 +15,6 @@ import argparse
 import copy
 import csv
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, run_cli
+from src.errors import UserError, run_cli, strict_json
 
 # (filter name, filter params) in table order.
 ZOO_FILTERS: list[tuple[str, dict]] = [
@@ -345,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             row = run_one(name, params, model, args.budget, out_dir, args.repeats, accelerator=args.accelerator)
             rows.append(row)
             add_trivial_psnr(rows)
-            print(json.dumps(row), flush=True)
+            print(strict_json(row), flush=True)
             write_table(rows, args.budget, out_dir, args.stem, args.threads)
     print(markdown_table(rows, args.budget))
     print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir / args.stem}.md and .csv")
