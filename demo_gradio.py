@@ -109,8 +109,11 @@ def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list
             raise gr.Error(str(exc), print_exception=False) from None
 
     def _compare(ckpt: Checkpoint, image_path: str):
-        result = compare(load_checkpoint(ckpt), read_upload(image_path), ckpt.filter, ckpt.filter_params, trust_filter)
-        return (*write_panels(result, panels_folder()), result.summary())
+        notes: list[str] = []
+        rgb = read_upload(image_path, notes=notes)
+        result = compare(load_checkpoint(ckpt), rgb, ckpt.filter, ckpt.filter_params, trust_filter)
+        stated = "".join(f"\n\n*Input:* {note}" for note in notes)
+        return (*write_panels(result, panels_folder()), result.summary() + stated)
 
     def run_if_image(image: dict | None, filter_name: str, model_path: str | None):
         """Re-run when the image or the model changes; a cleared image clears the outputs."""

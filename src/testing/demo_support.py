@@ -78,9 +78,12 @@ def find_checkpoints(models_dir: str | os.PathLike, extra: str | os.PathLike | N
 
 
 def _checked(blob: dict, path: Path, trust_filter: bool, registered: dict) -> Checkpoint:
-    if blob["filter"] not in registered and not trust_filter:
-        raise UserError(f"{path}: filter {blob['filter']!r} is not a built-in filter; code named in a checkpoint is "
-                        "not imported (start the demo with --trust-filter to allow it)")
+    name = blob["filter"]
+    if name not in registered and ":" in name and not trust_filter:
+        raise UserError(f"{path}: filter {name!r} is code named inside the checkpoint and is not imported "
+                        "(start the demo with --trust-filter to allow it)")
+    if name not in registered and ":" not in name:
+        raise UserError(f"{path}: unknown filter {name!r}; available: {', '.join(sorted(registered))}")
     return Checkpoint(path, blob["model"], blob["filter"], dict(blob["filter_params"]), dict(blob["metrics"]))
 
 
@@ -96,14 +99,15 @@ def load_checkpoint(ckpt: Checkpoint) -> nn.Module:
     return _load(str(ckpt.path), ckpt.path.stat().st_mtime)
 
 
-def read_upload(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_upload(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, notes: list[str] | None = None) -> np.ndarray:
     """Read an uploaded file as RGB uint8; errors name the file, not the server's temp folder.
 
     The pixel count is checked from the header before any pixel is decoded (decompression bombs).
+    Conversions worth stating (float range, transparency, first of many frames) go into ``notes``.
     """
     path = Path(path)
     try:
-        return read_rgb(path, max_pixels=max_pixels)
+        return read_rgb(path, max_pixels=max_pixels, notes=notes)
     except UserError as exc:
         raise UserError(str(exc).replace(str(path), path.name)) from None
 

@@ -153,7 +153,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.filter is not None and args.filter != net.meta["filter"]:
         raise UserError(f"--filter {args.filter!r}: the checkpoint was trained for {net.meta['filter']!r}")
     flt = checkpoint_filter(net, trusted=True if args.trust_filter else args.filter)
-    images = load_split("skimage", "test") if args.data == "skimage" else folder_images(args.data)
+    problems: list[str] = []
+    notes: list[str] = []
+    images = (load_split("skimage", "test") if args.data == "skimage"
+              else folder_images(args.data, problems=problems, notes=notes))
+    for line in problems:
+        print(f"skipped: {line}")
+    for line in notes:
+        print(f"note: {line}")
+    if not images:
+        raise UserError(f"--data {args.data}: " + (f"no readable image ({problems[0]})" if problems else "no image files"))
     rows, mean = evaluate_images(net, flt, images, tile=args.tile, keep=True)
     print(f"{args.checkpoint}: {net.meta['model']} network, filter {flt.key}, {len(rows)} image(s)")
     print(format_table(rows, mean))

@@ -210,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             rgb = read_rgb(p, alpha=args.alpha, notes=notes)
         except UserError as exc:
+            if len(paths) == 1:
+                raise  # the one file asked for: its reason is the error
             print(f"skipped: {exc}")
             failures += 1
             continue
