@@ -116,6 +116,10 @@ def _float_tiff(scale: float, values: np.ndarray | None = None):
     return make
 
 
+def _int_tiff(path: Path) -> None:
+    Image.fromarray(np.linspace(0, 1_000_000, 9 * 13).astype(np.int32).reshape(9, 13), "I").save(path)
+
+
 def _frames(fmt: str):
     def make(path: Path) -> np.ndarray:
         frames = [Image.fromarray(_rgb(seed=i)) for i in range(3)]
@@ -201,6 +205,7 @@ IMAGE_CASES = [
     ImageCase("bad-data.png", _bad_crc, refused="corrupt or truncated"),
     ImageCase("over-limit.png", _huge(8000, 7000), refused="over the 50 MP limit"),
     ImageCase("bomb.png", _huge(15000, 14000), refused="over the 50 MP limit"),
+    ImageCase("int32-wide.tif", _int_tiff, refused="32-bit integer image with values in"),
     ImageCase("nan.tif", _float_tiff(1.0, np.full((9, 13), np.nan, np.float32)), refused="NaN or infinite"),
     ImageCase("negative.tif", _float_tiff(1.0, np.linspace(-1, 1, 9 * 13, dtype=np.float32).reshape(9, 13)),
               refused="not in 0..1, 0..255 or 0..65535"),

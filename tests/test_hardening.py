@@ -136,7 +136,7 @@ def test_pairs_with_two_files_of_one_name_are_refused(tmp_path):
     small(tmp_path / "in" / "x.png")
     small(tmp_path / "in" / "x.jpg")
     small(tmp_path / "out" / "x.png")
-    with pytest.raises(UserError, match=r"ambiguous name\(s\) in .*in .*x.jpg / x.png"):
+    with pytest.raises(UserError, match=r"1 ambiguous name\(s\) in .*\(x.jpg / x.png\)"):
         match_pairs(tmp_path / "in", tmp_path / "out")
 
 

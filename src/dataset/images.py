@@ -149,7 +149,11 @@ def _pil_to_rgb(im: Image.Image, alpha: str, notes: list[str] | None) -> np.ndar
     if mode.startswith("I;16"):
         return to_rgb_uint8(np.asarray(im).astype(np.uint16), alpha, notes)
     if mode == "I":  # 16-bit PNGs often open as 32-bit ints holding 0..65535
-        return to_rgb_uint8(np.clip(np.asarray(im), 0, 65535).astype(np.uint16), alpha, notes)
+        a = np.asarray(im)
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 65535:
+            raise UserError(f"32-bit integer image with values in [{lo}, {hi}]: not in 0..65535 (8- or 16-bit)")
+        return to_rgb_uint8(a.astype(np.uint16), alpha, notes)
     if mode == "F":
         return to_rgb_uint8(np.asarray(im, dtype=np.float32), alpha, notes)
     if mode not in ("L", "LA", "RGB", "RGBA"):

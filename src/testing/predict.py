@@ -196,13 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_device(args.device)
     if args.tile is not None and args.tile < 1:
         raise UserError(f"--tile must be a positive number of pixels, got {args.tile}")
+    net = load_model(args.checkpoint, device=args.device)
     src = Path(args.input)
     paths, _ = list_images(src)
     if not paths:
         raise UserError(f"{src}: no image files found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     out_dir = Path(args.output)
     dests = output_names(paths, src, out_dir)
-    net = load_model(args.checkpoint, device=args.device)
     check_writable(out_dir)
     failures = 0
     for p in paths:
