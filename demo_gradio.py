@@ -3,9 +3,9 @@
     python demo_gradio.py [--host 127.0.0.1] [--port 7860] [--model models/sobel.ckpt] [--models-dir models]
 
 Serves on 127.0.0.1 only unless ``--host`` says otherwise; no share link, no analytics. Requests queue
-(``--queue-size``, default 64) and run ``LIGHT_WORKERS`` at a time; images over ``HEAVY_ABOVE_PIXELS`` also
-take one of ``HEAVY_WORKERS`` large-image slots (``HEAVY_WAITING`` more may wait for it, further ones are
-refused at once), so a 40 MP upload never holds back the small ones. The API
+(``--queue-size``, default 64) for 5 worker threads; images over ``HEAVY_ABOVE_PIXELS`` also take one of
+``HEAVY_WORKERS`` large-image slots (``HEAVY_WAITING`` more may wait for it, further ones are refused at
+once), so ``LIGHT_WORKERS`` threads always serve the ordinary images while a 40 MP upload runs. The API
 endpoint ``/predict`` takes an image file and returns the prediction (8-bit PNG, the input's size)
 first, then the reference, the heat map and the summary, e.g. with ``gradio_client``:
 ``Client("http://127.0.0.1:7860/").predict(handle_file("photo.jpg"), api_name="/predict")``.

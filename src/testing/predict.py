@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -13,7 +14,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from src.dataset.images import IMAGE_SUFFIXES, list_images, read_rgb, to_rgb_uint8, write_png
+from src.dataset.images import (
+    ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, check_writable, list_images, read_rgb, to_rgb_uint8, write_png,
+)
 from src.errors import UserError, run_cli
 from src.models.layers import run_any_size
 
@@ -167,8 +170,8 @@ def output_names(paths: list[Path], src: Path, out_dir: Path) -> dict[Path, Path
             for p in same:
                 dest[p] = out_dir / rel[p].with_name(rel[p].name + ".png")
             print(f"note: {', '.join(str(rel[p]) for p in same)} share the name {d.name}: each keeps its extension")
-    if len(set(dest.values())) < len(dest):
-        clash = sorted({str(d) for d in dest.values() if list(dest.values()).count(d) > 1})
+    counts = Counter(dest.values())
+    if clash := sorted(str(d) for d, n in counts.items() if n > 1):
         raise UserError(f"output names collide ({', '.join(clash[:5])}); rename the inputs (nothing written)")
     inputs = {p.resolve() for p in paths}
     if overwrite := sorted(str(d) for d in dest.values() if d.resolve() in inputs):
@@ -177,7 +180,6 @@ def output_names(paths: list[Path], src: Path, out_dir: Path) -> dict[Path, Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.dataset.images import ALPHA_BACKGROUNDS, check_writable
     from src.models.checkpoint import check_device, load_model
 
     ap = argparse.ArgumentParser(prog="python -m src.testing.predict", description="Apply a trained filter network to images.")
