@@ -240,6 +240,15 @@ def test_temp_files_of_dead_processes_are_cleaned_on_the_next_write(tmp_path):
     assert not stale.exists() and live.exists() and (tmp_path / "c.txt").read_bytes() == b"done"
 
 
+def test_old_style_temp_files_are_cleaned_once_an_hour_old(tmp_path):
+    old, recent = tmp_path / ".a.png.ab12cd_9.part", tmp_path / ".b.png.zz12cd_9.part"
+    for p in (old, recent):
+        p.write_bytes(b"half")
+    os.utime(old, (0, 0))
+    atomic_write_bytes(tmp_path / "c.txt", b"done")
+    assert not old.exists() and recent.exists()
+
+
 def test_a_killed_write_leaves_a_temp_file_that_the_next_run_removes(tmp_path):
     code = ("import os, signal\nfrom src.dataset import images\n"
             "images.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"

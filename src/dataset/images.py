@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -217,9 +219,23 @@ def _sweep_stale_temps(folder: Path) -> None:
     for p in folder.glob(f".*{TEMP_SUFFIX}"):
         parts = p.name.split(".")
         pid = int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
-        if pid is None or pid == os.getpid() or _alive(pid):
+        if pid is None:  # the earlier ".NAME.RANDOM.part" form, without a PID: stale once old
+            if len(parts) >= 4 and _OLD_TEMP.fullmatch(parts[-2]) and _age_s(p) > OLD_TEMP_AGE_S:
+                p.unlink(missing_ok=True)
             continue
-        p.unlink(missing_ok=True)
+        if pid != os.getpid() and not _alive(pid):
+            p.unlink(missing_ok=True)
+
+
+_OLD_TEMP = re.compile(r"[a-z0-9_]{8}")  # tempfile's random part
+OLD_TEMP_AGE_S = 3600
+
+
+def _age_s(p: Path) -> float:
+    try:
+        return time.time() - p.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _alive(pid: int) -> bool:
