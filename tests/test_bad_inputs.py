@@ -619,3 +619,22 @@ def test_checkpoint_case_through_the_demo(case, demo, ckpt_corpus, corpus):
     with pytest.raises(AppError, match="NaN or infinite") as info:
         _demo_predict(client, corpus["rgb.png"][0], path)
     assert "100" not in str(info.value)
+
+
+# --------------------------------------------------------------------- the real entry points, a sample
+@pytest.mark.parametrize("image, ckpt, reason", [
+    ("truncated.png", None, "corrupt or truncated"),
+    ("rgb.png", "nan-output.ckpt", "NaN or infinite"),
+    ("rgb.png", "pickle-payload.ckpt", "which is code, not weights"),
+])
+def test_python_m_predict_gives_the_same_one_line_as_in_process(image, ckpt, reason, corpus, good_ckpt, ckpt_corpus,
+                                                               tmp_path):
+    """The in-process runs above stand for ``python -m``: a sample checked through the real entry point."""
+    folder, marker = ckpt_corpus
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{folder}", PYTHONWARNINGS="ignore")
+    res = subprocess.run([sys.executable, "-m", "src.testing.predict", "--checkpoint", str(folder / ckpt if ckpt else good_ckpt),
+                          "--input", str(corpus[image][0]), "--output", str(tmp_path / "out")],
+                         cwd=folder, env=env, capture_output=True, text=True, timeout=300)
+    assert_one_line_error(res.returncode, res.stderr, reason)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not marker.exists()
