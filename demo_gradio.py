@@ -2,7 +2,10 @@
 
     python demo_gradio.py [--host 127.0.0.1] [--port 7860] [--model models/sobel.ckpt] [--models-dir models]
 
-Serves on 127.0.0.1 only unless ``--host`` says otherwise; no share link, no analytics. The API
+Serves on 127.0.0.1 only unless ``--host`` says otherwise; no share link, no analytics. Requests queue
+(``--queue-size``, default 64) for 5 worker threads; images over ``HEAVY_ABOVE_PIXELS`` also take one of
+``HEAVY_WORKERS`` large-image slots (``HEAVY_WAITING`` more may wait for it, further ones are refused at
+once), so ``LIGHT_WORKERS`` threads always serve the ordinary images while a 40 MP upload runs. The API
 endpoint ``/predict`` takes an image file and returns the prediction (8-bit PNG, the input's size)
 first, then the reference, the heat map and the summary, e.g. with ``gradio_client``:
 ``Client("http://127.0.0.1:7860/").predict(handle_file("photo.jpg"), api_name="/predict")``.
@@ -11,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -19,15 +24,46 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: i
 
 import gradio as gr  # noqa: E402
 
+from PIL import Image  # noqa: E402
+
 from src.dataset.images import MAX_PIXELS  # noqa: E402
 from src.errors import UserError, run_cli  # noqa: E402
 from src.filters import available  # noqa: E402
 from src.testing.demo_support import (  # noqa: E402
-    TILE, TILE_ABOVE_PIXELS, Checkpoint, compare, find_checkpoints, load_checkpoint, read_upload, write_examples,
+    TILE, TILE_ABOVE_PIXELS, Checkpoint, HeavyGate, compare, find_checkpoints, load_checkpoint, read_upload,
+    write_examples, write_panels,
 )
 
 DEFAULT_MODEL = Path("models/sobel.ckpt")
 MAX_UPLOAD = "200mb"  # bytes on the wire; the pixel limit (MAX_PIXELS) is checked from the header
+QUEUE_SIZE = 64  # requests waiting at most (20 simultaneous users fit)
+LIGHT_WORKERS = 2  # threads always free for images up to HEAVY_ABOVE_PIXELS
+HEAVY_ABOVE_PIXELS = 8_000_000
+HEAVY_WORKERS, HEAVY_WAITING = 1, 2  # large images: one at a time, two more may wait
+PANELS_DIR = Path(tempfile.gettempdir()) / "learn-filters-demo-panels"
+PANELS_KEEP_S = 600  # each request's PNG files are removed after this (Gradio keeps its own copy)
+
+
+def image_pixels(path: str) -> int:
+    """Pixel count from the file header (0 if unreadable: ``read_upload`` then says why)."""
+    try:
+        with Image.open(path) as im:
+            return im.size[0] * im.size[1]
+    except Exception:  # any decoding problem is reported by read_upload with the file's name
+        return 0
+
+
+def panels_folder() -> Path:
+    """A fresh folder for one request's PNG panels; folders older than ``PANELS_KEEP_S`` are removed."""
+    PANELS_DIR.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    for old in PANELS_DIR.iterdir():
+        try:
+            if now - old.stat().st_mtime > PANELS_KEEP_S:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(dir=PANELS_DIR))
 
 
 def uploaded_path(payload: dict | None) -> str | None:
@@ -46,9 +82,11 @@ def uploaded_path(payload: dict | None) -> str | None:
     return path
 
 
-def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list[Path]) -> gr.Blocks:
+def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list[Path],
+              trust_filter: bool = False) -> gr.Blocks:
     """The page and its ``/predict`` endpoint, over the given checkpoints."""
     by_path = {str(c.path): c for c in checkpoints}
+    heavy = HeavyGate(HEAVY_WORKERS, HEAVY_WAITING)
 
     def model_choices(filter_name: str) -> list[tuple[str, str]]:
         return [(c.label, str(c.path)) for c in checkpoints if c.filter == filter_name]
@@ -63,10 +101,19 @@ def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list
         if ckpt.filter != filter_name:
             raise gr.Error(f"{ckpt.path.name} was trained for the {ckpt.filter!r} filter, not {filter_name!r}")
         try:
-            result = compare(load_checkpoint(ckpt), read_upload(image_path), ckpt.filter, ckpt.filter_params)
+            if image_pixels(image_path) > HEAVY_ABOVE_PIXELS:
+                with heavy.slot():
+                    return _compare(ckpt, image_path)
+            return _compare(ckpt, image_path)
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return result.prediction, result.reference, result.error_map, result.summary()
+
+    def _compare(ckpt: Checkpoint, image_path: str):
+        notes: list[str] = []
+        rgb = read_upload(image_path, notes=notes)
+        result = compare(load_checkpoint(ckpt), rgb, ckpt.filter, ckpt.filter_params, trust_filter)
+        stated = "".join(f"\n\n*Input:* {note}" for note in notes)
+        return (*write_panels(result, panels_folder()), result.summary() + stated)
 
     def run_if_image(image: dict | None, filter_name: str, model_path: str | None):
         """Re-run when the image or the model changes; a cleared image clears the outputs."""
@@ -81,7 +128,8 @@ def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list
             "# Learned image filters\n"
             "Upload an image (or pick an example), choose a filter and a trained model, and compare the model's "
             f"prediction with the reference filter. Any size up to {MAX_PIXELS / 1e6:.0f} MP; images above "
-            f"{TILE_ABOVE_PIXELS / 1e6:.0f} MP go through {TILE} px tiles. Outputs are lossless PNG."
+            f"{TILE_ABOVE_PIXELS / 1e6:.0f} MP go through {TILE} px tiles and wait for a large-image slot above "
+            f"{HEAVY_ABOVE_PIXELS / 1e6:.0f} MP. Outputs are lossless PNG."
         )
         with gr.Row():
             filter_dd = gr.Dropdown(list(available()), value=default.filter, label="Filter")
@@ -98,8 +146,10 @@ def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list
         gr.Examples([[str(p)] for p in examples], inputs=[image_in], label="Examples (scikit-image test photos)")
 
         inputs, outputs = [image_in, filter_dd, model_dd], [prediction, reference, error_map, info]
-        run_btn.click(run, inputs, outputs, api_name="predict", preprocess=False)
-        gr.on([image_in.change, model_dd.change], run_if_image, inputs, outputs, api_visibility="private", preprocess=False)
+        workers = dict(concurrency_id="compare", concurrency_limit=LIGHT_WORKERS + HEAVY_WORKERS + HEAVY_WAITING)
+        run_btn.click(run, inputs, outputs, api_name="predict", preprocess=False, **workers)
+        gr.on([image_in.change, model_dd.change], run_if_image, inputs, outputs, api_visibility="private",
+              preprocess=False, **workers)
         filter_dd.change(on_filter, filter_dd, model_dd, api_visibility="private")
     return app
 
@@ -110,9 +160,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=7860)
     ap.add_argument("--model", default=None, help=f"checkpoint selected at start (default {DEFAULT_MODEL})")
     ap.add_argument("--models-dir", default="models", help="every *.ckpt here is offered in the model list")
+    ap.add_argument("--queue-size", type=int, default=QUEUE_SIZE, help="requests that may wait (more are refused)")
+    ap.add_argument("--trust-filter", action="store_true",
+                    help="allow checkpoints whose filter is code (MODULE:FUNCTION), imported when first used")
     args = ap.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        raise UserError(f"--port {args.port}: expected a port number in 1..65535")
+    if args.queue_size < 1:
+        raise UserError(f"--queue-size must be at least 1, got {args.queue_size}")
 
-    checkpoints, skipped = find_checkpoints(args.models_dir, extra=args.model)
+    checkpoints, skipped = find_checkpoints(args.models_dir, extra=args.model, trust_filter=args.trust_filter)
     for line in skipped:
         print(f"skipped: {line}")
     if not checkpoints:
@@ -124,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     examples = write_examples(Path(tempfile.gettempdir()) / "learn-filters-demo-examples")
     if args.host != "127.0.0.1":
         print(f"warning: serving on {args.host}: other machines on the network can reach the demo")
-    build_app(checkpoints, default, examples).queue(max_size=16).launch(
+    build_app(checkpoints, default, examples, args.trust_filter).queue(max_size=args.queue_size).launch(
         server_name=args.host, server_port=args.port, share=False, max_file_size=MAX_UPLOAD,
         ssr_mode=False, mcp_server=False, footer_links=["api"],
     )

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -30,6 +29,8 @@ from src.filters import get_filter  # noqa: E402
 from src.models.lit_pix2pix import Pix2PixModule  # noqa: E402
 from src.models.pix2pix import unet_depth  # noqa: E402
 from src.testing.knobs import Throughput  # noqa: E402  (shared with the CPU knobs table)
+from src.dataset.images import atomic_write_bytes  # noqa: E402
+from src.errors import strict_json  # noqa: E402
 
 KNOBS = ("bf16", "channels_last", "benchmark", "compile")
 
@@ -132,14 +133,14 @@ def main(argv=None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu-bench.json").write_text(json.dumps(report, indent=1))
+    atomic_write_bytes(out / "gpu-bench.json", strict_json(report, indent=1).encode())
     lines = [f"| Pix2Pix training, {cfg['crop']}² batch {cfg['batch']} | img/s |", "|---|---:|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in report["train_images_per_s"].items()]
     a, c = report["after_training"], report["compact_inference"]
     lines += ["", f"Test PSNR after {cfg['seconds']} s of training: {a['test_psnr']:.2f} dB (SSIM {a['test_ssim']:.4f}).",
               f"Compact net on {c['size']}: {c['network_gpix_per_s']:.2f} GP/s (network), "
               f"{c['predict_gpix_per_s']:.3f} GP/s (predict, uint8 in -> float out). Device: {report['device']}."]
-    (out / "gpu-bench.md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(out / "gpu-bench.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0
 

@@ -25,9 +25,11 @@ def test_grayscale_is_stacked_to_rgb(tmp_path, rng):
     assert out.shape == (5, 6, 3) and all(np.array_equal(out[..., c], gray) for c in range(3))
 
 
-def test_rgba_drops_alpha(tmp_path, rng):
+def test_rgba_is_composited_over_white_as_a_viewer_shows_it(tmp_path, rng):
     rgba = rng.integers(0, 256, (5, 6, 4), dtype=np.uint8)
-    assert np.array_equal(read_rgb(save(tmp_path / "a.png", rgba)), rgba[..., :3])
+    a = rgba[..., 3:].astype(np.float64) / 255
+    want = np.round(rgba[..., :3] * a + 255 * (1 - a))
+    assert np.abs(read_rgb(save(tmp_path / "a.png", rgba)).astype(int) - want).max() <= 1
 
 
 def test_palette_image_is_expanded(tmp_path, rng):

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from src.dataset.catalog import DATASETS, DataSet, Resource, data_root, get_dataset, human_bytes
 from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, run_cli
+from src.errors import UserError, run_cli, strict_json
 
 CONNECT_TIMEOUT = 10.0  # seconds, per connect and per read
 RETRIES = 3  # resumes after a cut connection, within one run
@@ -276,7 +276,7 @@ def read_json(path: Path) -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    atomic_write_bytes(path, json.dumps(data, indent=1, sort_keys=True).encode())
+    atomic_write_bytes(path, strict_json(data, indent=1, sort_keys=True).encode())
 
 
 def _read_manifest(folder: Path) -> dict:

@@ -1,8 +1,11 @@
 """Reading images from disk into RGB uint8, with one clear error for anything that is not one."""
 from __future__ import annotations
 
+import atexit
 import os
+import re
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -18,14 +21,35 @@ _UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by se
 os.umask(_UMASK)
 
 
-def to_rgb_uint8(img: np.ndarray) -> np.ndarray:
-    """Convert gray, gray+alpha, RGBA, 16-bit, bool or float ``[0, 1]`` arrays to RGB uint8 ``(H, W, 3)``.
+ALPHA_BACKGROUNDS = {"white": 255, "black": 0}  # what a transparent pixel shows (predict --alpha)
+# Float images are read by the range their values lie in: [0, 1], else 8-bit or 16-bit scales.
+FLOAT_RANGES = (1.0, 255.0, 65535.0)
 
-    Alpha is dropped (the colour channels are kept as they are); 16-bit values are scaled by 255/65535.
+
+def _note(notes: list[str] | None, text: str) -> None:
+    """Tell the caller how an unusual input was converted: into ``notes`` if given, else as a warning."""
+    if notes is not None:
+        notes.append(text)
+    else:
+        warnings.warn(text, ConversionNotice, stacklevel=3)
+
+
+class ConversionNotice(UserWarning):
+    """An input was converted in a way worth stating (float range, transparency, first of many frames)."""
+
+
+def to_rgb_uint8(img: np.ndarray, alpha: str = "white", notes: list[str] | None = None) -> np.ndarray:
+    """Convert gray, gray+alpha, RGBA, 16-bit, bool or float arrays to RGB uint8 ``(H, W, 3)``, as a viewer shows them.
+
+    Transparent pixels are composited over ``alpha`` (``"white"`` or ``"black"``); 16-bit values are
+    scaled by 255/65535; float values by the range they lie in (``[0, 1]``, else ``[0, 255]`` or
+    ``[0, 65535]``, stated in ``notes``); other float ranges and NaN/Inf are refused.
 
     >>> to_rgb_uint8(np.zeros((4, 5), np.uint16)).shape
     (4, 5, 3)
     """
+    if alpha not in ALPHA_BACKGROUNDS:
+        raise UserError(f"alpha background must be one of {sorted(ALPHA_BACKGROUNDS)}, got {alpha!r}")
     a = np.asarray(img)
     if a.ndim not in (2, 3) or a.size == 0:
         raise UserError(f"expected an image of shape (H, W) or (H, W, C) with H, W >= 1, got shape {a.shape}")
@@ -36,26 +60,52 @@ def to_rgb_uint8(img: np.ndarray) -> np.ndarray:
     elif a.dtype == np.uint16:
         a = np.round(a.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
     elif np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all():
-            raise UserError("image has NaN or infinite values")
-        a = np.round(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+        a = _float_to_uint8(a, notes)
     elif a.dtype != np.uint8:
-        raise UserError(f"unsupported image dtype {a.dtype} (use uint8, uint16, bool or float in [0, 1])")
+        raise UserError(f"unsupported image dtype {a.dtype} (use uint8, uint16, bool or float)")
     if a.ndim == 2:
         a = a[:, :, None]
     channels = a.shape[2]
-    if channels in (1, 2):  # gray or gray + alpha
-        a = np.repeat(a[:, :, :1], 3, axis=2)
-    elif channels == 4:
-        a = a[:, :, :3]
+    if channels in (2, 4):
+        a = _composite(a, ALPHA_BACKGROUNDS[alpha], alpha, notes)
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
     return np.ascontiguousarray(a)
 
 
-def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read any common image file into RGB uint8 ``(H, W, 3)``.
+def _float_to_uint8(a: np.ndarray, notes: list[str] | None) -> np.ndarray:
+    lo, hi = float(np.min(a)), float(np.max(a))
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise UserError("image has NaN or infinite values")
+    scale = next((r for r in FLOAT_RANGES if lo >= 0.0 and hi <= r), None)
+    if scale is None:
+        raise UserError(f"float image with values in [{lo:.4g}, {hi:.4g}]: not in 0..1, 0..255 or 0..65535; "
+                        "rescale it to one of those ranges")
+    if scale != 1.0:
+        _note(notes, f"float image with values in [{lo:.4g}, {hi:.4g}]: read as the range 0..{scale:.0f}")
+    return np.round(a.astype(np.float64) * (255.0 / scale)).astype(np.uint8)
 
-    Gray, palette, RGBA and 16-bit files are converted; EXIF orientation is applied. Empty, truncated,
-    corrupt, non-image and over-``max_pixels`` files raise :class:`UserError` naming the file.
+
+def _composite(a: np.ndarray, background: int, name: str, notes: list[str] | None) -> np.ndarray:
+    """Colour (1 or 3 channels) + alpha -> colour over ``background``, as a viewer shows it."""
+    colour, alpha = a[:, :, :-1], a[:, :, -1:]
+    if alpha.min() == 255:
+        return colour
+    transparent = float(np.mean(alpha < 255))
+    _note(notes, f"{transparent:.0%} of the pixels are (partly) transparent: composited over {name} (--alpha)")
+    w = alpha.astype(np.float32) / np.float32(255.0)
+    out = colour.astype(np.float32) * w + np.float32(background) * (1.0 - w)
+    return np.round(out).astype(np.uint8)
+
+
+def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, alpha: str = "white",
+             notes: list[str] | None = None) -> np.ndarray:
+    """Read any common image file into RGB uint8 ``(H, W, 3)``, as an image viewer shows it.
+
+    Gray, palette, RGBA (over ``alpha``), 16-bit and float files are converted; EXIF orientation is
+    applied; of a multi-frame file (GIF, TIFF) the first frame is used. Conversions worth knowing
+    about go into ``notes`` (or a :class:`ConversionNotice` warning). Empty, truncated, corrupt,
+    non-image and over-``max_pixels`` files raise :class:`UserError` naming the file.
     """
     path = Path(path)
     if not path.exists():
@@ -66,45 +116,63 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarra
         raise UserError(f"{path}: empty file")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # our own limit (checked below from the header) replaces Pillow's warning; its hard error stays
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > max_pixels:
                     raise UserError(f"{path}: {w}x{h} = {w * h / 1e6:.1f} MP is over the {max_pixels / 1e6:.0f} MP limit")
+                frames = getattr(im, "n_frames", 1)
                 im.load()
                 im = ImageOps.exif_transpose(im)
-                return _pil_to_rgb(im)
-    except UserError:
-        raise
+                rgb = _pil_to_rgb(im, alpha, notes)
+    except UserError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise UserError(f"{path}: {exc}") from None
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path}: too many pixels, over the {max_pixels / 1e6:.0f} MP limit ({exc})") from None
     except UnidentifiedImageError:
         raise UserError(f"{path}: not an image (or a format this reader does not know)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise UserError(f"{path}: corrupt or truncated image ({exc})") from None
+    if frames > 1:
+        _note(notes, f"{frames} frames: the first one is used")
+    return rgb
 
 
-def _pil_to_rgb(im: Image.Image) -> np.ndarray:
+def _pil_to_rgb(im: Image.Image, alpha: str, notes: list[str] | None) -> np.ndarray:
     mode = im.mode
-    if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-        mode = im.mode
+    if mode in ("P", "PA", "L", "RGB") and "transparency" in im.info or mode in ("PA", "RGBa", "La"):
+        im = im.convert("RGBA")
+    elif mode == "P":
+        im = im.convert("RGB")
+    mode = im.mode
     if mode.startswith("I;16"):
-        return to_rgb_uint8(np.asarray(im).astype(np.uint16))
+        return to_rgb_uint8(np.asarray(im).astype(np.uint16), alpha, notes)
     if mode == "I":  # 16-bit PNGs often open as 32-bit ints holding 0..65535
-        return to_rgb_uint8(np.clip(np.asarray(im), 0, 65535).astype(np.uint16))
+        a = np.asarray(im)
+        lo, hi = int(a.min()), int(a.max())
+        if lo < 0 or hi > 65535:
+            raise UserError(f"32-bit integer image with values in [{lo}, {hi}]: not in 0..65535 (8- or 16-bit)")
+        return to_rgb_uint8(a.astype(np.uint16), alpha, notes)
     if mode == "F":
-        return to_rgb_uint8(np.asarray(im, dtype=np.float32))
+        return to_rgb_uint8(np.asarray(im, dtype=np.float32), alpha, notes)
     if mode not in ("L", "LA", "RGB", "RGBA"):
         im = im.convert("RGB")
-    return to_rgb_uint8(np.asarray(im))
+    return to_rgb_uint8(np.asarray(im), alpha, notes)
 
 
 def list_images(root: str | os.PathLike) -> tuple[list[Path], int]:
-    """All image files under ``root`` (recursive, sorted) and the count of other files skipped."""
+    """All image files under ``root`` (recursive, sorted) and the count of other files skipped.
+
+    A file named directly is listed whatever its suffix: the reader decides whether it is an image.
+    """
     root = Path(root)
     if not root.exists():
-        raise UserError(f"{root}: no such folder")
+        raise UserError(f"{root}: no such file or folder")
     if root.is_file():
-        return ([root], 0) if root.suffix.lower() in IMAGE_SUFFIXES else ([], 1)
+        return [root], 0
     images, skipped = [], 0
     for p in sorted(root.rglob("*")):
         if p.is_file() and not p.name.startswith("."):
@@ -115,11 +183,88 @@ def list_images(root: str | os.PathLike) -> tuple[list[Path], int]:
     return images, skipped
 
 
+def check_writable(folder: str | os.PathLike, files: tuple[str, ...] = (), what: str = "--output") -> Path:
+    """Make sure ``folder`` is (or can become) a writable folder and none of ``files`` in it is a folder.
+
+    Called before any work starts, so a bad output path fails in one line instead of after the run.
+    Creates the folder; a probe file proves it writable.
+    """
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{what} {folder}: is a file, expected a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=TEMP_SUFFIX, dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise UserError(f"{what} {folder}: cannot write there ({exc.strerror or exc})") from None
+    for name in files:
+        if (folder / name).is_dir():
+            raise UserError(f"{what} {folder / name}: is a folder, expected a file to write")
+    return folder
+
+
+# Temporary files sit beside their target as ".NAME.PID.RANDOM.part": a file left by a killed process is
+# removed the next time that folder is written to (its PID is gone); this process's own on exit.
+TEMP_SUFFIX = ".part"
+_live_temps: set[str] = set()
+_swept: set[Path] = set()
+
+
+def _sweep_stale_temps(folder: Path) -> None:
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    for p in folder.glob(f".*{TEMP_SUFFIX}"):
+        parts = p.name.split(".")
+        pid = int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
+        if pid is None:  # the earlier ".NAME.RANDOM.part" form, without a PID: stale once old
+            if len(parts) >= 4 and _OLD_TEMP.fullmatch(parts[-2]) and _age_s(p) > OLD_TEMP_AGE_S:
+                p.unlink(missing_ok=True)
+            continue
+        if pid != os.getpid() and not _alive(pid):
+            p.unlink(missing_ok=True)
+
+
+_OLD_TEMP = re.compile(r"[a-z0-9_]{8}")  # tempfile's random part
+OLD_TEMP_AGE_S = 3600
+
+
+def _age_s(p: Path) -> float:
+    try:
+        return time.time() - p.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@atexit.register
+def _remove_own_temps() -> None:
+    for tmp in list(_live_temps):
+        Path(tmp).unlink(missing_ok=True)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place.
+
+    The one writer of the project's outputs: a reader never sees a half-written file, and a temporary
+    file left by a killed run is cleaned up by the next write into that folder.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    _sweep_stale_temps(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    _live_temps.add(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -128,6 +273,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        _live_temps.discard(tmp)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> None:

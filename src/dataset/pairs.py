@@ -39,14 +39,24 @@ def _listed(items: list[str]) -> str:
     return ", ".join(items[:MAX_LISTED]) + more
 
 
+def _by_stem(root: Path) -> dict[str, Path]:
+    """Images of ``root`` by name without suffix; two files with one name (``x.png``, ``x.jpg``) are refused."""
+    by_stem: dict[str, list[Path]] = {}
+    for p in list_images(root)[0]:
+        by_stem.setdefault(_stem(p, root), []).append(p)
+    if ambiguous := sorted(" / ".join(q.name for q in ps) for ps in by_stem.values() if len(ps) > 1):
+        raise UserError(f"--pairs: {len(ambiguous)} ambiguous name(s) in {root}, pairs are matched by name without "
+                        f"the extension ({_listed(ambiguous)}); keep one file per name")
+    return {k: ps[0] for k, ps in by_stem.items()}
+
+
 def match_pairs(in_dir: str | Path, out_dir: str | Path) -> list[tuple[str, Path, Path]]:
     """``(name, input_path, output_path)`` for every matched pair; one ``UserError`` listing every mismatch."""
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     for d, what in ((in_dir, "input"), (out_dir, "output")):
         if not d.is_dir():
             raise UserError(f"--pairs: {what} folder {d} does not exist")
-    ins = {_stem(p, in_dir): p for p in list_images(in_dir)[0]}
-    outs = {_stem(p, out_dir): p for p in list_images(out_dir)[0]}
+    ins, outs = _by_stem(in_dir), _by_stem(out_dir)
     problems = []
     if missing_out := sorted(set(ins) - set(outs)):
         problems.append(f"{len(missing_out)} input(s) without an output in {out_dir} ({_listed(missing_out)})")

@@ -49,10 +49,13 @@ def folder_split_of(relative_path: str, val_fraction: float = 0.1, test_fraction
     return "train"
 
 
-def folder_images(root: str | Path, split: str | None = None) -> list[NamedImage]:
+def folder_images(root: str | Path, split: str | None = None, problems: list[str] | None = None,
+                  notes: list[str] | None = None) -> list[NamedImage]:
     """Images under ``root`` (recursive). ``split=None`` returns all of them (for evaluation).
 
-    Files that are not images, or cannot be decoded, are skipped and counted in one warning.
+    Files that are not images, or cannot be decoded, are skipped and counted in one warning (or, with
+    ``problems``, each unreadable file's one-line reason is appended there instead). ``notes`` collects the
+    conversions worth stating (float range, transparency, first of many frames), one line per file.
     """
     root = Path(root)
     paths, skipped = list_images(root)
@@ -60,10 +63,17 @@ def folder_images(root: str | Path, split: str | None = None) -> list[NamedImage
         paths = _assign_folder_splits(root, paths)[split]
     out, bad = [], []
     for p in paths:
+        said: list[str] | None = [] if notes is not None else None
         try:
-            out.append(NamedImage(str(p.relative_to(root)) if p != root else p.name, read_rgb(p)))
-        except UserError:
+            out.append(NamedImage(str(p.relative_to(root)) if p != root else p.name, read_rgb(p, notes=said)))
+            if notes is not None:
+                notes.extend(f"{p}: {n}" for n in said)
+        except UserError as exc:
             bad.append(p.name)
+            if problems is not None:
+                problems.append(str(exc))
+    if problems is not None:
+        return out
     if skipped or bad:
         warnings.warn(f"{root}: skipped {skipped} non-image file(s) and {len(bad)} unreadable image(s)"
                       + (f" ({', '.join(bad[:5])}{'...' if len(bad) > 5 else ''})" if bad else ""), stacklevel=2)
@@ -96,5 +106,10 @@ def load_split(data: str, split: str) -> list[NamedImage]:
         raise UserError(f"--data {data!r}: not 'skimage', a data set ({', '.join(DATASETS)}) or a folder")
     images = folder_images(root, split)
     if not images:
-        raise UserError(f"--data {data}: no readable images for the {split} split")
+        found = len(list_images(root)[0])
+        if found == 0:
+            raise UserError(f"--data {data}: no image files in this folder")
+        if found < 3:
+            raise UserError(f"--data {data}: {found} image(s); a folder needs at least 3 (train, val and test get one each)")
+        raise UserError(f"--data {data}: none of the images of the {split} split could be read")
     return images

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, run_cli
+from src.errors import UserError, run_cli, strict_json
 
 TARGET_DB = 45.0
 
@@ -173,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             row["receptive_field"] = 2 * sum(dilations(net_args["depth"])) + 1
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(strict_json(row), flush=True)
         write_outputs(args.kind, rows, budget, out_dir, args.stem)
     print(markdown(args.kind, rows, budget))
     print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir}/{args.stem or 'sweep-' + args.kind}.{{csv,md,png}}")

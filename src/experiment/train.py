@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import math
 import os
 import sys
@@ -20,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
-from src.errors import UserError, run_cli
+from src.errors import UserError, run_cli, strict_json
 
 DEFAULT_OUTPUTS = {("compact", "sobel"): "models/sobel.ckpt", ("autoencoder", "sobel"): "models/autoencoder.ckpt"}
 DEFAULT_OUTPUTS.update({("pix2pix", "sobel"): "models/pix2pix.ckpt", ("unet", "sobel"): "models/unet.ckpt"})
@@ -196,10 +195,6 @@ def resume_state(last: Path, cfg: dict[str, Any]) -> None:
         raise UserError(f"--resume: {last} is from a different run: " + "; ".join(diff))
 
 
-def _finite_or_none(value: Any) -> Any:
-    return value if not isinstance(value, float) or math.isfinite(value) else None
-
-
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Train to the step budget, keep the best validation checkpoint, export it, evaluate on the test split."""
     cfg = resolve(args)
@@ -324,8 +319,8 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
         rows, mean = evaluate_images(net, flt, data.splits["test"])
         print(format_table(rows, mean))
         result.update({f"test_{k}": v for k, v in mean.items() if k not in ("image", "size")})
-    result = {k: _finite_or_none(v) for k, v in result.items()}
-    metrics = {k: v for k, v in result.items() if isinstance(v, float) and k.startswith(("test_", "best_"))}
+    metrics = {k: v for k, v in result.items()
+               if isinstance(v, float) and math.isfinite(v) and k.startswith(("test_", "best_"))}
     info = {"data": cfg["data"], "crop": cfg["crop"], "seed": cfg["seed"], "train_seconds": result["train_seconds"],
             "epochs": result["epochs"], "steps": steps, "max_steps": cfg["max_steps"], "stopped_by": stopped_by,
             "finish": cfg["finish"], "finish_start": result["finish_start"], "threads": threads,
@@ -333,7 +328,7 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
     save_model(output, net, args.model, flt.name, flt.params, metrics=metrics, info=info)
     result["checkpoint"] = str(output)
     result["log_dir"] = str(logger.log_dir) if logger and getattr(logger, "log_dir", None) else None
-    print(json.dumps(result, allow_nan=False))
+    print(strict_json(result))
     psnr = result.get("test_psnr")
     print(f"result: {output} | test PSNR {psnr:.2f} dB" if psnr is not None else f"result: {output}", end="")
     if result.get("test_ssim") is not None:

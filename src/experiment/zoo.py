@@ -13,10 +13,8 @@ kernel and plots it beside the true kernel (``figures/kernel-<model>-<filter>.pn
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import io
-import json
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -26,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, run_cli
+from src.errors import UserError, run_cli, strict_json
 
 # (filter name, filter params) in table order.
 ZOO_FILTERS: list[tuple[str, dict]] = [
@@ -288,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           threads=args.threads)
             rows.append(row)
             add_trivial_psnr(rows)
-            print(json.dumps(row), flush=True)
+            print(strict_json(row), flush=True)
             write_table(rows, budget_text(args.steps), out_dir, args.stem, args.threads)
     print(markdown_table(rows, budget_text(args.steps)))
     print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir / args.stem}.md and .csv")

@@ -97,6 +97,21 @@ def get_filter(name: str, **params: Any) -> Filter:
         raise UserError(f"filter {name!r}: {exc}") from None
 
 
+def stored_filter(name: str, params: dict[str, Any], trusted: bool | str | None = False) -> Filter:
+    """The filter a data file (a checkpoint) names, without importing code on that file's word.
+
+    A ``module:function`` name is resolved only when the user said so: ``trusted=True`` (``--trust-filter``)
+    or ``trusted`` equal to the name (the same ``--filter`` given on the command line). Registered
+    filters are built as usual.
+    """
+    if not isinstance(name, str) or not isinstance(params, dict):
+        raise UserError(f"stored filter must be a name and a dict of parameters, got {name!r}, {params!r}")
+    if name not in _REGISTRY and ":" in name and trusted is not True and trusted != name:
+        raise UserError(f"filter {name!r} is code named inside the checkpoint and is not imported on its word; "
+                        f"if you trust it, pass --trust-filter (or --filter {name})")
+    return get_filter(name, **params)
+
+
 def check_rgb_uint8(rgb: np.ndarray) -> np.ndarray:
     if not isinstance(rgb, np.ndarray):
         raise UserError(f"expected a numpy RGB image, got {type(rgb).__name__}")

@@ -52,6 +52,9 @@ def _check_params(ksize: int, blur_ksize: int, normalize: str) -> None:
         raise UserError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
 
 
+GRAY_CHUNK_PIXELS = 1 << 20
+
+
 def sobel_magnitude_cv(
     rgb: np.ndarray, blur: bool = True, ksize: int = 3, blur_ksize: int = 3, normalize: str = "clip"
 ) -> np.ndarray:
@@ -61,16 +64,20 @@ def sobel_magnitude_cv(
     (4, 6)
     """
     _check_params(ksize, blur_ksize, normalize)
-    img = rgb.astype(np.float32) / np.float32(255.0)
-    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    gray = np.empty(rgb.shape[:2], np.float32)
+    rows = max(1, GRAY_CHUNK_PIXELS // rgb.shape[1])  # float RGB in row chunks: bounded memory at 50 MP
+    for r0 in range(0, rgb.shape[0], rows):
+        chunk = rgb[r0 : r0 + rows].astype(np.float32) / np.float32(255.0)
+        gray[r0 : r0 + rows] = cv2.cvtColor(chunk, cv2.COLOR_RGB2GRAY)
     if blur:
         gray = cv2.GaussianBlur(gray, (blur_ksize, blur_ksize), 0, borderType=cv2.BORDER_DEFAULT)
     gx = cv2.Sobel(gray, cv2.CV_32F, 1, 0, ksize=ksize, borderType=cv2.BORDER_DEFAULT)
     gy = cv2.Sobel(gray, cv2.CV_32F, 0, 1, ksize=ksize, borderType=cv2.BORDER_DEFAULT)
-    mag = cv2.magnitude(gx, gy)
+    del gray
+    mag = cv2.magnitude(gx, gy, gx)
     if normalize == "max":
-        mag = mag / np.float32(max_gradient_magnitude(*sobel_kernels(ksize, blur, blur_ksize)))
-    return np.clip(mag, 0.0, 1.0).astype(np.float32, copy=False)
+        mag /= np.float32(max_gradient_magnitude(*sobel_kernels(ksize, blur, blur_ksize)))
+    return np.clip(mag, 0.0, 1.0, out=mag)
 
 
 def sobel_magnitude(

@@ -95,6 +95,9 @@ def register_callable_spec(spec: str) -> None:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise UserError(f"--filter {spec!r}: cannot import module {module_name!r} ({exc})") from None
+    except Exception as exc:  # the module's own code failed while importing (SyntaxError, RuntimeError, ...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UserError(f"--filter {spec!r}: importing {module_name!r} failed ({type(exc).__name__}: {first})") from None
     fn = getattr(module, attr, None)
     if not callable(fn):
         raise UserError(f"--filter {spec!r}: module {module_name!r} has no callable {attr!r}")

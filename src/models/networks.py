@@ -152,6 +152,46 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
+# Hyper-parameter bounds, checked before a network named in a data file (a checkpoint) is built: a few bytes
+# of metadata must not be able to ask for gigabytes. Each entry: (type, low, high) or (type, choices).
+_CHANNELS = (int, 3, 3)
+LIMITS: dict[str, dict[str, tuple]] = {
+    "compact": {"in_channels": _CHANNELS, "mix": (int, 0, 16), "kernel_size": (int, 1, 31), "pairs": (int, 0, 32),
+                "linear": (int, 0, 32), "hidden": (int, 0, 256), "eps": (float, 0.0, 1.0),
+                "padding": (str, ("reflect", "zeros"))},
+    "autoencoder": {"in_channels": _CHANNELS},
+    "can": {"in_channels": _CHANNELS, "width": (int, 1, 256), "depth": (int, 3, 16), "norm": (bool, (True, False)),
+            "residual": (bool, (True, False, None))},
+    "pix2pix": {"in_channels": _CHANNELS, "depth": (int, 2, 10), "ngf": (int, 1, 128), "dropout": (float, 0.0, 1.0),
+                "output": (str, ("clamp", "tanh"))},
+}
+LIMITS["unet"] = LIMITS["pix2pix"]
+MAX_OUT_CHANNELS = 4
+
+
+def check_model_config(name: str, out_channels: object, kwargs: dict) -> None:
+    """Refuse an unknown model, an unknown hyper-parameter, a wrong type or a value out of :data:`LIMITS`."""
+    from src.errors import UserError
+
+    if name not in MODELS:
+        raise UserError(f"model {name!r} is not one of {sorted(MODELS)}")
+    if type(out_channels) is not int or not 1 <= out_channels <= MAX_OUT_CHANNELS:
+        raise UserError(f"out_channels must be an int in 1..{MAX_OUT_CHANNELS}, got {out_channels!r}")
+    for key, value in kwargs.items():
+        limit = LIMITS[name].get(key)
+        if limit is None:
+            raise UserError(f"model_kwargs: {key!r} is not a hyper-parameter of a {name!r} network "
+                            f"(known: {', '.join(sorted(LIMITS[name]))})")
+        kind, *bounds = limit
+        if len(bounds) == 1:
+            if value not in bounds[0] or type(value) not in (kind, type(None)):
+                raise UserError(f"model_kwargs: {key}={value!r} is not one of {bounds[0]}")
+            continue
+        ok_type = type(value) is int or (kind is float and type(value) is float)
+        if not ok_type or not bounds[0] <= value <= bounds[1]:
+            raise UserError(f"model_kwargs: {key}={value!r} is not a {kind.__name__} in {bounds[0]}..{bounds[1]}")
+
+
 def build_model(name: str, out_channels: int = 1, **kwargs) -> nn.Module:
     """Build the network registered as ``name`` (``compact``, ``autoencoder``, ...)."""
     from src.errors import UserError

@@ -22,16 +22,20 @@ import torch.nn as nn
 from src.dataset.images import atomic_write_bytes
 from src.dataset.sources import NamedImage, folder_images, load_split
 from src.errors import UserError, run_cli
-from src.filters import Filter, get_filter
+from src.filters import Filter, stored_filter
 from src.testing.metrics import image_metrics
 from src.testing.predict import predict
 
 COLUMNS = ("psnr", "ssim", "mae", "zero_psnr", "border_psnr", "interior_psnr")
 
 
-def checkpoint_filter(net: nn.Module) -> Filter:
-    """The reference filter a loaded checkpoint was trained on (name and parameters from ``net.meta``)."""
-    return get_filter(net.meta["filter"], **net.meta["filter_params"])
+def checkpoint_filter(net: nn.Module, trusted: bool | str | None = False) -> Filter:
+    """The reference filter a loaded checkpoint was trained on (name and parameters from ``net.meta``).
+
+    A ``module:function`` filter named in the checkpoint is imported only if ``trusted`` (see
+    :func:`src.filters.stored_filter`): a checkpoint is data, never a reason to run code.
+    """
+    return stored_filter(net.meta["filter"], net.meta["filter_params"], trusted)
 
 
 def evaluate_images(
@@ -54,8 +58,15 @@ def evaluate_images(
         if keep:
             row["_arrays"] = (im.rgb, target, pred)
         rows.append(row)
-    mean = {k: float(np.nanmean([r[k] for r in rows])) for k in COLUMNS + ("seconds",)}
+    # a NaN PSNR is a failed prediction and must not vanish from the mean; other columns may be n/a (nan)
+    mean = {k: float(np.mean([r[k] for r in rows]) if k == "psnr" else _nanmean([r[k] for r in rows]))
+            for k in COLUMNS + ("seconds",)}
     return rows, {"image": "mean", "size": "", **mean}
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def format_table(rows: list[dict], mean: dict) -> str:
@@ -113,6 +124,7 @@ def write_grid(path: Path, rows: list[dict], title: str = "", max_rows: int = 6)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from src.dataset.images import check_writable
     from src.models.checkpoint import load_model
 
     ap = argparse.ArgumentParser(prog="python -m src.testing.evaluate", description="Evaluate a checkpoint at native resolution.")
@@ -123,27 +135,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--name", default=None, help="file name stem for the outputs (default: checkpoint name)")
     ap.add_argument("--record", action="store_true",
                     help="also store the mean test metrics in the checkpoint (embedded data only; shown by the demo)")
+    ap.add_argument("--trust-filter", action="store_true",
+                    help="import the MODULE:FUNCTION filter named in the checkpoint (code; off by default)")
+    ap.add_argument("--filter", default=None,
+                    help="the checkpoint's filter, named by you (a MODULE:FUNCTION given here is trusted)")
     args = ap.parse_args(argv)
 
+    if args.tile is not None and args.tile < 1:
+        raise UserError(f"--tile must be a positive number of pixels, got {args.tile}")
+    if args.record and args.data != "skimage":
+        raise UserError("--record stores test-split metrics: use it with the embedded data (--data skimage)")
+    if args.data != "skimage" and not Path(args.data).exists():
+        raise UserError(f"--data {args.data}: no such folder")
+    stem = args.name or f"eval-{Path(args.checkpoint).stem}"
+    out = check_writable(args.figures, files=(f"{stem}.csv", f"{stem}.png"), what="--figures")
     net = load_model(args.checkpoint)
-    flt = checkpoint_filter(net)
-    if args.data == "skimage":
-        images = load_split("skimage", "test")
-    else:
-        if not Path(args.data).exists():
-            raise UserError(f"--data {args.data}: no such folder")
-        images = folder_images(args.data)
+    if args.filter is not None and args.filter != net.meta["filter"]:
+        raise UserError(f"--filter {args.filter!r}: the checkpoint was trained for {net.meta['filter']!r}")
+    flt = checkpoint_filter(net, trusted=True if args.trust_filter else args.filter)
+    problems: list[str] = []
+    notes: list[str] = []
+    images = (load_split("skimage", "test") if args.data == "skimage"
+              else folder_images(args.data, problems=problems, notes=notes))
+    for line in problems:
+        print(f"skipped: {line}")
+    for line in notes:
+        print(f"note: {line}")
+    if not images:
+        raise UserError(f"--data {args.data}: " + (f"no readable image ({problems[0]})" if problems else "no image files"))
     rows, mean = evaluate_images(net, flt, images, tile=args.tile, keep=True)
     print(f"{args.checkpoint}: {net.meta['model']} network, filter {flt.key}, {len(rows)} image(s)")
     print(format_table(rows, mean))
-    stem = args.name or f"eval-{Path(args.checkpoint).stem}"
-    out = Path(args.figures)
+    if not math.isfinite(mean["psnr"]):
+        raise UserError(f"{args.checkpoint}: the mean PSNR is not a number (a prediction failed); no score, nothing written")
     write_csv(out / f"{stem}.csv", rows, mean)
     write_grid(out / f"{stem}.png", rows, title=f"{net.meta['model']} / {flt.key}: mean {mean['psnr']:.2f} dB")
     print(f"wrote {out / (stem + '.csv')} and {out / (stem + '.png')}")
     if args.record:
-        if args.data != "skimage":
-            raise UserError("--record stores test-split metrics: use it with the embedded data (--data skimage)")
         record_metrics(args.checkpoint, {f"test_{k}": v for k, v in mean.items() if k in COLUMNS})
         print(f"recorded the mean test metrics in {args.checkpoint}")
     return 0
@@ -155,9 +183,14 @@ def record_metrics(path: str, metrics: dict[str, float]) -> None:
 
     from src.models.checkpoint import FORMAT
 
+    from src.models.checkpoint import read_checkpoint
+
+    read_checkpoint(path)  # validated as any checkpoint
     blob = torch.load(path, map_location="cpu", weights_only=True)
     if not (isinstance(blob, dict) and blob.get("format") == FORMAT):
         raise UserError(f"{path}: --record needs a checkpoint in the project's own format (models/*.ckpt)")
+    if bad := [k for k, v in metrics.items() if not math.isfinite(v)]:
+        raise UserError(f"{path}: metric(s) {', '.join(bad)} are not finite; not recorded")
     blob["metrics"] = {**blob.get("metrics", {}), **{k: float(v) for k, v in metrics.items()}}
     buf = io.BytesIO()
     torch.save(blob, buf)

@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 import pytorch_lightning as pl
 import torch
 
-from src.errors import UserError, run_cli
+from src.errors import UserError, run_cli, strict_json
 
 FULL = dict(mp=1.0, repeats=3, compile=("seed autoencoder", "CAN w16 d6"), crop=64, batch=32, warmup=10,
             measure=40, train_repeats=3)
@@ -364,7 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.train_case:
         value = train_images_per_s(Case(**json.loads(args.train_case)))
         if value is not None:
-            print(RESULT + json.dumps(value), flush=True)
+            print(RESULT + strict_json(value), flush=True)
         return 0
 
     stem = _out_stem(args.out)

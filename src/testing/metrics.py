@@ -4,57 +4,95 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from src.errors import UserError
 
 PSNR_CAP = 100.0  # dB reported for an exact match (MSE below 1e-10)
+CHUNK = 1 << 22  # values per step of the PSNR sum (bounded memory at any size)
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """PSNR in dB for images in [0, 1] (over ``mask`` pixels if given); ``nan`` for an empty mask.
+    """PSNR in dB for images in [0, 1] (over ``mask`` pixels if given).
+
+    ``nan`` for an empty mask and for a prediction or target holding NaN or infinite values: such a
+    prediction is a failure, never a score (callers report it as such). An exact match reports
+    ``PSNR_CAP``. Computed in chunks of ``CHUNK`` values, so a 50 MP image needs no float64 copy.
 
     >>> round(psnr(np.zeros((4, 4)), np.full((4, 4), 0.1)), 2)
     20.0
+    >>> psnr(np.full((4, 4), np.nan), np.zeros((4, 4)))
+    nan
     """
-    d = np.asarray(pred, np.float64) - np.asarray(target, np.float64)
+    pred, target = np.asarray(pred), np.asarray(target)
     if mask is not None:
-        d = d[mask]
-    if d.size == 0:
+        pred, target = pred[mask], target[mask]
+    if pred.size == 0:
         return float("nan")
-    mse = float(np.mean(d * d))
+    p, t = pred.reshape(-1), target.reshape(-1)
+    sse = 0.0
+    for i in range(0, p.size, CHUNK):
+        d = p[i : i + CHUNK].astype(np.float64) - t[i : i + CHUNK]
+        sse += float(np.dot(d, d))
+    if not math.isfinite(sse):
+        return float("nan")
+    mse = sse / p.size
     return PSNR_CAP if mse < 1e-10 else min(PSNR_CAP, 10.0 * math.log10(1.0 / mse))
 
 
 SSIM_STRIP_PIXELS = 2_000_000  # torchmetrics' SSIM peaks at ~500 bytes per pixel: bound it by strips
 
 
-def ssim(pred: np.ndarray, target: np.ndarray) -> float:
-    """SSIM (torchmetrics: gaussian window 11, sigma 1.5, reflect padding, data range 1); nan below 11 px.
+def ssim(pred: np.ndarray, target: np.ndarray, max_pixels: int | None = None) -> float:
+    """SSIM as torchmetrics computes it (gaussian window 11, sigma 1.5, reflect-101 padding, data range 1,
+    borders included), with OpenCV's separable filters (~10x faster; equal to torchmetrics in float64, tested); nan below
+    11 px and for non-finite values.
 
     Computed over row strips with 5 rows of context each side (the window's radius), so each strip's
-    SSIM map equals the whole image's there: the same value as one call, in bounded memory.
+    SSIM map equals the whole image's there: the same value as one call, in bounded memory. With
+    ``max_pixels`` and a larger image, only evenly spaced strips totalling about ``max_pixels`` are
+    averaged (an estimate at bounded cost; see :func:`ssim_is_sampled`).
     """
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
-    if min(pred.shape[:2]) < 11:
+    if min(pred.shape[:2]) < 11 or not (np.isfinite(pred).all() and np.isfinite(target).all()):
         return float("nan")
     H, W = pred.shape[:2]
-    rows, halo, total = max(64, SSIM_STRIP_PIXELS // W), 5, 0.0
-    for r0 in range(0, H, rows):
+    rows, halo, total, count = max(64, SSIM_STRIP_PIXELS // W), 5, 0.0, 0
+    starts = list(range(0, H, rows))
+    if ssim_is_sampled(pred.shape, max_pixels):
+        rows = max(16, max_pixels // (16 * W))
+        all_starts = list(range(0, H, rows))
+        keep = max(1, max_pixels // (rows * W))
+        starts = [all_starts[int(i * len(all_starts) / keep)] for i in range(min(keep, len(all_starts)))]
+    for r0 in starts:
         r1 = min(H, r0 + rows)
         ya, yb = max(0, r0 - halo), min(H, r1 + halo)
-        p, t = (_chw(a[ya:yb]) for a in (pred, target))
-        _, ssim_map = structural_similarity_index_measure(p, t, data_range=1.0, return_full_image=True)
-        total += float(ssim_map[..., r0 - ya : r1 - ya, :].double().sum())
+        ssim_map = _ssim_map(np.asarray(pred[ya:yb], np.float64), np.asarray(target[ya:yb], np.float64))
+        total += float(ssim_map[r0 - ya : r1 - ya].sum(dtype=np.float64))
+        count += (r1 - r0) * W
     channels = 1 if pred.ndim == 2 else pred.shape[2]
-    return total / (H * W * channels)
+    return total / (count * channels)
 
 
-def _chw(a: np.ndarray) -> torch.Tensor:
-    a = np.asarray(a, np.float32)
-    a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(a))[None]
+def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-pixel SSIM of float64 ``(h, w)`` or ``(h, w, C)`` arrays (torchmetrics' formula and window).
+
+    float64: ``E[x^2] - E[x]^2`` cancels, and float32 leaves errors of ~1e-6 in the mean."""
+    import cv2
+
+    k = cv2.getGaussianKernel(11, 1.5, cv2.CV_64F)
+
+    def blur(a: np.ndarray) -> np.ndarray:
+        return cv2.sepFilter2D(a, cv2.CV_64F, k, k, borderType=cv2.BORDER_REFLECT_101)
+
+    c1, c2 = 0.01**2, 0.03**2
+    mx, my = blur(x), blur(y)
+    mxx, myy, mxy = mx * mx, my * my, mx * my
+    sxx, syy, sxy = blur(x * x) - mxx, blur(y * y) - myy, blur(x * y) - mxy
+    return ((2 * mxy + c1) * (2 * sxy + c2)) / ((mxx + myy + c1) * (sxx + syy + c2))
+
+
+def ssim_is_sampled(shape: tuple[int, ...], max_pixels: int | None) -> bool:
+    """Whether :func:`ssim` with ``max_pixels`` averages a sample of rows rather than the whole image."""
+    return max_pixels is not None and shape[0] * shape[1] > max_pixels
 
 
 def border_mask(shape: tuple[int, ...], ring: int = 4) -> np.ndarray:
@@ -72,7 +110,7 @@ def image_metrics(pred: np.ndarray, target: np.ndarray, ring: int = 4) -> dict[s
     return {
         "psnr": psnr(pred, target),
         "ssim": ssim(pred, target),
-        "mae": float(np.mean(np.abs(np.asarray(pred, np.float64) - target))),
+        "mae": float(np.mean(np.abs(np.asarray(pred, np.float32) - np.asarray(target, np.float32)), dtype=np.float64)),
         "zero_psnr": psnr(np.zeros_like(target), target),
         "border_psnr": psnr(pred, target, ring_mask),
         "interior_psnr": psnr(pred, target, ~ring_mask),

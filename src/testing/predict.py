@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -13,7 +14,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from src.dataset.images import list_images, read_rgb, to_rgb_uint8, write_png
+from src.dataset.images import (
+    ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, check_writable, list_images, read_rgb, to_rgb_uint8, write_png,
+)
 from src.errors import UserError, run_cli
 from src.models.layers import run_any_size
 
@@ -87,8 +90,22 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
                 if out is None:
                     out = np.empty((res.shape[0], H, W), dtype=np.float32)
                 out[:, y0:y1, x0:x1] = res[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+    check_finite_output(out)
     out = np.clip(out, 0.0, 1.0, out=out)
     return out[0] if out.shape[0] == 1 else np.ascontiguousarray(out.transpose(1, 2, 0))
+
+
+class NonFiniteOutput(UserError):
+    """The network produced NaN or infinite values: no image, no score."""
+
+
+def check_finite_output(out: np.ndarray) -> None:
+    """Raise :class:`NonFiniteOutput` if ``out`` holds a NaN or an infinity (never written, never scored)."""
+    finite = np.isfinite(out)
+    if not finite.all():
+        bad = out.size - int(np.count_nonzero(finite))
+        raise NonFiniteOutput(f"the network's output holds {bad:,} NaN or infinite value(s) of {out.size:,}: "
+                              "its weights produce no valid image (nothing written)")
 
 
 def _window(n: int, overlap: int, ramp_in: bool, ramp_out: bool) -> np.ndarray:
@@ -139,8 +156,31 @@ def _to_batch(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
     return x.permute(2, 0, 1)[None].float().div_(255.0)
 
 
+def output_names(paths: list[Path], src: Path, out_dir: Path) -> dict[Path, Path]:
+    """Output PNG for each input: ``out/rel/x.png``; inputs that would share one (``x.png``, ``x.jpg``)
+    keep their extension (``x.png.png``, ``x.jpg.png``). Refuses, listing them, names that still collide
+    or an output that would replace one of the inputs."""
+    rel = {p: (p.relative_to(src) if src.is_dir() else Path(p.name)) for p in paths}
+    dest = {p: out_dir / r.with_suffix(".png") for p, r in rel.items()}
+    groups: dict[Path, list[Path]] = {}
+    for p, d in dest.items():
+        groups.setdefault(d, []).append(p)
+    for d, same in groups.items():
+        if len(same) > 1:
+            for p in same:
+                dest[p] = out_dir / rel[p].with_name(rel[p].name + ".png")
+            print(f"note: {', '.join(str(rel[p]) for p in same)} share the name {d.name}: each keeps its extension")
+    counts = Counter(dest.values())
+    if clash := sorted(str(d) for d, n in counts.items() if n > 1):
+        raise UserError(f"output names collide ({', '.join(clash[:5])}); rename the inputs (nothing written)")
+    inputs = {p.resolve() for p in paths}
+    if overwrite := sorted(str(d) for d in dest.values() if d.resolve() in inputs):
+        raise UserError(f"--output would overwrite input image(s) ({', '.join(overwrite[:5])}); choose another folder")
+    return dest
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.models.checkpoint import load_model
+    from src.models.checkpoint import check_device, load_model
 
     ap = argparse.ArgumentParser(prog="python -m src.testing.predict", description="Apply a trained filter network to images.")
     ap.add_argument("--checkpoint", required=True, help="a checkpoint written by training (models/*.ckpt)")
@@ -150,26 +190,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--png16", action="store_true", help="write 16-bit PNGs instead of 8-bit")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     ap.add_argument("--backend", default="auto", choices=BACKENDS, help="auto: OpenCV kernels for the compact net on CPU")
+    ap.add_argument("--alpha", default="white", choices=sorted(ALPHA_BACKGROUNDS),
+                    help="background that transparent pixels are composited over (as a viewer shows them)")
     args = ap.parse_args(argv)
 
+    # everything that can be checked is checked before the first image: device, output folder, names
+    check_device(args.device)
+    if args.tile is not None and args.tile < 1:
+        raise UserError(f"--tile must be a positive number of pixels, got {args.tile}")
     net = load_model(args.checkpoint, device=args.device)
     src = Path(args.input)
     paths, _ = list_images(src)
     if not paths:
-        raise UserError(f"{src}: no image files found")
+        raise UserError(f"{src}: no image files found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     out_dir = Path(args.output)
+    dests = output_names(paths, src, out_dir)
+    check_writable(out_dir)
     failures = 0
     for p in paths:
+        notes: list[str] = []
         try:
-            pred = predict(net, read_rgb(p), tile=args.tile, backend=args.backend)
+            rgb = read_rgb(p, alpha=args.alpha, notes=notes)
         except UserError as exc:
+            if len(paths) == 1:
+                raise  # the one file asked for: its reason is the error
             print(f"skipped: {exc}")
             failures += 1
             continue
-        rel = p.relative_to(src) if src.is_dir() else Path(p.name)
-        dest = (out_dir / rel).with_suffix(".png")
-        write_png(dest, pred, bits=16 if args.png16 else 8)
-        print(f"{p} -> {dest}  ({pred.shape[1]}x{pred.shape[0]})")
+        for note in notes:
+            print(f"note: {p}: {note}")
+        pred = predict(net, rgb, tile=args.tile, backend=args.backend)  # NaN/Inf output: error, exit 2
+        write_png(dests[p], pred, bits=16 if args.png16 else 8)
+        print(f"{p} -> {dests[p]}  ({pred.shape[1]}x{pred.shape[0]})")
     if failures == len(paths):
         raise UserError(f"no image could be processed ({failures} failed)")
     return 1 if failures else 0
