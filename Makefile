@@ -42,11 +42,11 @@ screenshot: install  ## refresh figures/gradio.png: the browser test's screensho
 folders:  ## data/{raw,interim,processed}, figures/, models/
 	$(PYTHON) setup.py
 
-train: install  ## default run: compact net, Sobel, embedded data, <= 5 min on 2 CPU cores -> models/sobel.ckpt
-	$(PYTHON) -m src.experiment.train --model compact --filter sobel --data skimage --max-time 210 --output models/sobel.ckpt --quiet
+train: install  ## default run: compact net, Sobel, embedded data, 300 steps (Adam + L-BFGS finish) -> models/sobel.ckpt
+	$(PYTHON) -m src.experiment.train --model compact --filter sobel --data skimage --output models/sobel.ckpt
 
-train-autoencoder: install  ## the seed autoencoder, same data and budget -> models/autoencoder.ckpt
-	$(PYTHON) -m src.experiment.train --model autoencoder --filter sobel --data skimage --max-time 210 --lr 1e-3 --output models/autoencoder.ckpt --quiet
+train-autoencoder: install  ## the seed autoencoder, same data, its default 2000 Adam steps -> models/autoencoder.ckpt
+	$(PYTHON) -m src.experiment.train --model autoencoder --filter sobel --data skimage --output models/autoencoder.ckpt
 
 evaluate: install  ## test table, CSV and grid figure for the shipped checkpoints
 	$(PYTHON) -m src.testing.evaluate --checkpoint models/sobel.ckpt
@@ -70,12 +70,12 @@ data: install  ## download + prepare a data set: make data NAME=mini-coco|cifar1
 	$(PYTHON) -m src.dataset.download $(NAME)
 	$(PYTHON) -m src.dataset.prepare $(NAME) $(if $(SIZE),--size $(SIZE)) --filter $(or $(FILTER),sobel)
 
-zoo: install  ## every filter x {compact, CAN, seed AE}, 60 s CPU training each (48 runs, ~60 min on 2 cores) -> figures/zoo.{md,csv}
-	$(PYTHON) -m src.experiment.zoo --budget 60 --repeats 3
+zoo: install  ## every filter x {compact, CAN, seed AE}, a step budget each (48 runs, ZOO_STEPS) -> figures/zoo.{md,csv}
+	$(PYTHON) -m src.experiment.zoo --repeats 3
 
-sweeps: install  ## params vs PSNR on Sobel (9 nets, 45 s each) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs, 90 s) -> figures/sweep-*.{csv,md,png}
-	$(PYTHON) -m src.experiment.sweep size --budget 45
-	$(PYTHON) -m src.experiment.sweep depth --budget 90
+sweeps: install  ## params vs PSNR on Sobel (9 nets) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs), ZOO_STEPS each -> figures/sweep-*.{csv,md,png}
+	$(PYTHON) -m src.experiment.sweep size
+	$(PYTHON) -m src.experiment.sweep depth
 
 figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~40 s)
 	$(PYTHON) -m src.testing.figures
