@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs
+.PHONY: help install kernel screenshot train train-autoencoder test bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -91,6 +91,9 @@ gpu-bench: install  ## GPU figures in <= 8 min -> figures/gpu-bench.{json,md}
 
 knobs: install  ## each speed knob's measured speed-up on this CPU (+ GPU rows from gpu-bench) -> figures/knobs.{csv,md}
 	$(PYTHON) -m src.testing.knobs
+
+knobs-threads: install  ## training at 1 vs 2 threads, idle and with one core busy (the default's evidence) -> figures/knobs-threads.{csv,md}
+	$(PYTHON) -m src.testing.knobs --only threads --out figures/knobs-threads
 
 ablation-gan: install  ## L1-only U-Net vs Pix2Pix, same data and batches -> figures/ablation-gan.{csv,png}
 	$(PYTHON) scripts/ablation_gan.py --batches 300

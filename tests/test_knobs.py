@@ -7,7 +7,7 @@ from src.testing.knobs import Row, format_rate, format_speedup, gpu_rows, speedu
 from .conftest import run_module
 
 CPU_KNOBS = {"threads", "channels_last", "no_grad", "inference_mode", "bf16", "compile", "opencv runtime",
-             "loader workers", "targets on device", "ddp"}
+             "loader workers", "targets on device", "ddp", "2 threads, idle", "2 threads, one core busy"}
 
 
 def test_quick_run_measures_every_knob_and_no_row_failed(tmp_path):
@@ -17,7 +17,8 @@ def test_quick_run_measures_every_knob_and_no_row_failed(tmp_path):
     rows = list(csv.DictReader((tmp_path / "knobs.csv").open()))
     assert {r["knob"] for r in rows} == CPU_KNOBS and {r["device"] for r in rows} == {"CPU"}
     trained = {r["knob"] for r in rows if r["what is measured"].startswith("training")}
-    assert trained == {"loader workers", "targets on device", "ddp", "channels_last", "bf16"}
+    assert trained == {"loader workers", "targets on device", "ddp", "channels_last", "bf16", "2 threads, idle",
+                       "2 threads, one core busy"}
     assert not [r for r in rows if r["notes"].startswith("failed:")]  # DDP, compile (incl. compiled == eager)...
     skipped = [(r["knob"], r["model"]) for r in rows if r["notes"].startswith("skipped")]
     assert skipped == [("compile", "seed autoencoder")]  # --quick compiles the CAN only

@@ -81,9 +81,16 @@ RESUMABLE = ["--max-steps", "120", "--steps-per-epoch", "10", "--finish-after", 
              "--batch-size", "16", "--logger", "none", "--no-test", "--quiet"]
 
 
-def start(tmp: Path, name: str, *extra: str) -> subprocess.Popen:
+# Every model kind resumes: Pix2Pix has two optimisers, an LR schedule per step and dropout, the
+# autoencoder BatchNorm statistics, the CAN adaptive BatchNorm.
+KINDS = {"compact": [], "autoencoder": ["--model", "autoencoder"],
+         "can": ["--model", "can", "--model-arg", "width=4", "--model-arg", "depth=3"],
+         "pix2pix": ["--model", "pix2pix", "--model-arg", "ngf=4", "--crop", "32"]}
+
+
+def start(tmp: Path, name: str, *extra: str, kind: str = "compact") -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "src.experiment.train", *RESUMABLE, "--output", str(tmp / f"{name}.ckpt"),
+    cmd = [sys.executable, "-m", "src.experiment.train", *RESUMABLE, *KINDS[kind], "--output", str(tmp / f"{name}.ckpt"),
            "--run-dir", str(tmp / "runs"), *extra]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -99,13 +106,29 @@ def wait_for_new_checkpoint(path: Path, proc: subprocess.Popen, after: float = 0
     raise AssertionError(f"no checkpoint at {path} within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("ref")
-    proc = start(tmp, "ref")
+def finish(proc: subprocess.Popen) -> None:
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
-    return tmp / "ref.ckpt"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run's checkpoint, per model kind (made once)."""
+    made: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in made:
+            tmp = tmp_path_factory.mktemp(f"ref-{kind}")
+            finish(start(tmp, "ref", kind=kind))
+            made[kind] = tmp / "ref.ckpt"
+        return made[kind]
+
+    return get
+
+
+@pytest.fixture
+def uninterrupted(reference) -> Path:
+    return reference("compact")
 
 
 def test_a_run_killed_twice_resumes_to_the_uninterrupted_weights(tmp_path, uninterrupted):
@@ -120,16 +143,15 @@ def test_a_run_killed_twice_resumes_to_the_uninterrupted_weights(tmp_path, unint
     proc.kill()
     assert proc.wait() == -signal.SIGKILL
     assert not (tmp_path / "k.ckpt").exists()  # no output before the run is done
-    proc = start(tmp_path, "k", "--resume")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-2000:]
+    finish(start(tmp_path, "k", "--resume"))
     assert_identical(tmp_path / "k.ckpt", uninterrupted)
     assert not list(last.parent.glob("*.tmp-learn-filters"))
 
 
-def test_ctrl_c_saves_a_resumable_checkpoint_that_resumes_to_the_same_weights(tmp_path, uninterrupted):
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_ctrl_c_saves_a_resumable_checkpoint_that_resumes_to_the_same_weights(tmp_path, reference, kind):
     last = tmp_path / "runs" / "c" / "checkpoints" / "last.ckpt"
-    proc = start(tmp_path, "c")
+    proc = start(tmp_path, "c", kind=kind)
     first = wait_for_new_checkpoint(last, proc)
     time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
@@ -138,10 +160,8 @@ def test_ctrl_c_saves_a_resumable_checkpoint_that_resumes_to_the_same_weights(tm
     message = err.strip().splitlines()[-1]
     assert message.startswith("interrupted at step") and "--resume" in message, err[-2000:]
     assert "Traceback" not in err and last.stat().st_mtime > first
-    proc = start(tmp_path, "c", "--resume")
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-2000:]
-    assert_identical(tmp_path / "c.ckpt", uninterrupted)
+    finish(start(tmp_path, "c", "--resume", kind=kind))
+    assert_identical(tmp_path / "c.ckpt", reference(kind))
 
 
 def test_resume_without_a_checkpoint_fails_in_one_line(tmp_path):

@@ -179,7 +179,8 @@ class FilterDataModule(pl.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         if trainer is None:
             return 0
-        return trainer.global_step // getattr(trainer.lightning_module, "steps_per_batch", 1)
+        # Under DDP each rank runs 1/world_size of an epoch's batches; the sampler counts them all.
+        return trainer.global_step // getattr(trainer.lightning_module, "steps_per_batch", 1) * trainer.world_size
 
     def _crops(self) -> Dataset:
         f = self.filter if self.targets_in_loader else None

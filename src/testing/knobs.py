@@ -308,6 +308,39 @@ def training_rows(cfg: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def threads_rows(cfg: dict[str, Any]) -> list[Row]:
+    """Training steps/s at 1 vs 2 torch threads, idle and while another process keeps one core at 100 %.
+
+    The measurement behind the training default (``MODEL_DEFAULTS[...]["threads"]`` in
+    ``src/experiment/train.py``): OpenMP threads wait for each other, so a thread that shares its core
+    with a busy process stalls the whole step.
+    """
+    size = dict(crop=cfg["crop"], batch=cfg["batch"], warmup=cfg["warmup"], measure=cfg["measure"])
+    what, b, before = f"training steps/s ({cfg['crop']}² crops, batch {cfg['batch']})", cfg["batch"], torch.get_num_threads()
+
+    def at(case: Case, n: int) -> float:
+        torch.set_num_threads(n)
+        return train_images_per_s(case) / b
+
+    rows = []
+    for case, name in ((Case(**size), "compact (Sobel)"), (Case(model="autoencoder", **size), "seed autoencoder")):
+        for busy in (False, True):
+            hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+            try:
+                runs = [(at(case, 1), at(case, 2)) for _ in range(cfg["train_repeats"])]
+            finally:
+                if hog is not None:
+                    hog.kill()
+                    hog.wait()
+                torch.set_num_threads(before)
+            rows.append(Row("CPU", "2 threads, one core busy" if busy else "2 threads, idle", what, name,
+                            statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
+                            "torch.set_num_threads(1) vs (2)" + (" while `python -c 'while True: pass'` runs"
+                                                                 if busy else "") +
+                            f"; median of {cfg['train_repeats']}, alternating; {cfg['warmup']} warm-up steps untimed"))
+    return rows
+
+
 # ------------------------------------------------------------------------------------------------- the table
 def gpu_rows(report: dict[str, Any]) -> list[Row]:
     """Rows from ``scripts/gpu_bench.py``'s JSON: each training knob set against "fp32, no knob"."""
@@ -359,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--gpu-json", default="figures/gpu-bench.json", help="GPU rows from scripts/gpu_bench.py, if present")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every row but the threads row (default: torch's, one per core)")
+    ap.add_argument("--only", choices=("inference", "training", "threads"), default=None,
+                    help="measure one group of rows (default: all)")
     ap.add_argument("--train-case", help=argparse.SUPPRESS)  # one training measurement as JSON (the DDP child)
     args = ap.parse_args(argv)
     if args.train_case:
@@ -374,9 +409,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     t0, load = time.time(), os.getloadavg()[0]
-    rows = inference_rows(cfg)
-    print(f"inference rows measured ({time.time() - t0:.0f} s); training next", file=sys.stderr, flush=True)
-    rows += training_rows(cfg)
+    groups = {"inference": inference_rows, "training": training_rows, "threads": threads_rows}
+    rows = []
+    for name, measure in groups.items():
+        if args.only in (None, name):
+            rows += measure(cfg)
+            print(f"{name} rows measured ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     gpu_line = "GPU: not measured (no GPU lent)."
     gpu_json = Path(args.gpu_json)
     if gpu_json.is_file():
