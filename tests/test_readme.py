@@ -84,9 +84,10 @@ def test_results_table_quotes_the_shipped_checkpoint(target):
     net = load_model(ROOT / "models" / RESULT_ROWS[target][1])
     assert matches(count_parameters(net), cells["params"]), (cells["params"], count_parameters(net))
     info = net.meta["info"]
-    time = re.fullmatch(r"(\d+) s \((\d+) epochs\)", cells["train time"])
-    if time:  # "210 s (77 epochs)": the checkpoint's own record of its run
-        assert (int(time[1]), int(time[2])) == (round(info["train_seconds"]), info["epochs"]), (cells["train time"], info)
+    time = re.fullmatch(r"([\d,]+) steps, (\d+) s", cells["train time"])
+    assert time, f"train time {cells['train time']!r}: expected 'N steps, T s'"
+    # the checkpoint's own record of its run: the step budget and the wall time it took
+    assert (int(time[1].replace(",", "")), int(time[2])) == (info["steps"], round(info["train_seconds"])), (cells["train time"], info)
 
 
 def test_committed_evaluation_csv_is_the_shipped_checkpoints_score():
