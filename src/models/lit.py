@@ -190,7 +190,7 @@ class FilterRegressor(pl.LightningModule):
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched}}
         # A few iterations per step: with max_iter=1 torch's strong-Wolfe search stalls after two steps
         # (measured: loss stuck at 3e-2 where 4-5 iterations per call reach 3e-7).
-        lbfgs = torch.optim.LBFGS(self.net.parameters(), lr=1.0, max_iter=self.hparams.finish_iters, history_size=20,
+        lbfgs = torch.optim.LBFGS(self.net.parameters(), lr=1.0, max_iter=self.hparams.finish_iters, history_size=100,
                                   line_search_fn="strong_wolfe", tolerance_grad=1e-12, tolerance_change=1e-16)
         return [opt, lbfgs], [{"scheduler": sched}]
 
