@@ -27,12 +27,16 @@ def _tile_runner(net: nn.Module, backend: str):
         raise UserError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     # a converted int8 module may hold no parameters at all, only buffers (or nothing: then the CPU)
     device = next(itertools.chain(net.parameters(), net.buffers()), torch.empty(0)).device
-    if backend != "torch" and device.type == "cpu":
-        from src.testing.runtime import opencv_runner
+    # The compact net's fused runtimes: OpenCV row bands on the CPU, one compiled kernel on CUDA (auto only).
+    from src.testing.runtime import cuda_runner, fused_runner
 
-        fast = opencv_runner(net)
-        if fast is not None:
-            return fast
+    fast = None
+    if backend != "torch" and device.type == "cpu":
+        fast = fused_runner(net)
+    elif backend == "auto" and device.type == "cuda":
+        fast = cuda_runner(net)
+    if fast is not None:
+        return fast
     if backend == "opencv":
         raise UserError(f"the opencv backend runs CompactNet on the CPU only, not {type(net).__name__} on {device}")
 
