@@ -82,3 +82,17 @@ def test_training_mode_and_other_networks_are_left_to_torch():
 
     assert fused_runner(CompactNet()) is None  # training mode: eps in the magnitude, straight-through clamp
     assert fused_runner(SeedAutoencoder().eval()) is None and fused_weights(SeedAutoencoder().eval()) is None
+
+
+def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
+    from .conftest import run_module
+
+    res = run_module("src.testing.bench", "--sizes", "0.01", "--repeats", "1", "--no-compile", "--copy-mb", "8",
+                     "--out", str(tmp_path / "b"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    md = (tmp_path / "b.md").read_text()
+    assert "Memory-bandwidth bound" in md and "fraction of the bound" in md
+    for name in ("OpenCV Sobel pipeline", "predict: fused row bands", "same OpenCV steps", "torch eager", "sepFilter2D"):
+        assert name in md
+    rows = (tmp_path / "b.csv").read_text().splitlines()
+    assert len(rows) == 1 + 6 and "bound_fraction" in rows[0]

@@ -95,18 +95,19 @@ def _torch_forward(net, img: np.ndarray) -> np.ndarray:
     return predict(net, img, backend="torch")
 
 
-def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: bool) -> tuple[list[dict], dict]:
+def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: bool,
+            copy_mb: int = 256) -> tuple[list[dict], dict]:
     from src.models import exact_sobel_net, load_model
     from src.testing.evaluate import checkpoint_filter
 
     net = load_model(checkpoint)
     flt = checkpoint_filter(net)
     threads = cv2.getNumThreads()
-    bandwidth = copy_bandwidth(threads)
+    bandwidth = copy_bandwidth(threads, copy_mb)
     bound = bandwidth / BYTES_PER_PIXEL / 1e6
     info = dict(checkpoint=checkpoint, model=net.meta["model"], filter=flt.key, threads=threads,
                 torch_threads=torch.get_num_threads(), bandwidth_gbs=bandwidth / 1e9, bound_mps=bound,
-                load=os.getloadavg(), cores=os.cpu_count(), repeats=repeats,
+                load=os.getloadavg(), cores=os.cpu_count(), repeats=repeats, copy_mb=copy_mb,
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     rows = []
     for mp in sizes:
@@ -133,13 +134,13 @@ def markdown(rows: list[dict], info: dict) -> str:
              f"({info['model']}, filter {info['filter']}); {info['cores']} cores, OpenCV and runtime threads "
              f"{info['threads']}, torch threads {info['torch_threads']}; median of {info['repeats']} calls after a "
              f"warm-up, uint8 RGB in -> float32 out; load average at the start {info['load'][0]:.2f} (shared machine). "
-             f"Memory-bandwidth bound: copy bandwidth {info['bandwidth_gbs']:.1f} GB/s (np.copyto of 256 MB on "
+             f"Memory-bandwidth bound: copy bandwidth {info['bandwidth_gbs']:.1f} GB/s (np.copyto of {info['copy_mb']} MB on "
              f"{info['threads']} threads, read + write) / {BYTES_PER_PIXEL} bytes a pixel = {info['bound_mps']:.0f} MP/s.",
              "", "| image | runtime | MP/s | x OpenCV pipeline | fraction of the bound | max abs error vs torch | note |",
              "|---:|---|---:|---:|---:|---:|---|"]
     for r in rows:
         err = "" if r["max_abs_err"] is None else f"{r['max_abs_err']:.1e}"
-        lines.append(f"| {r['megapixels']:.0f} MP | {r['runtime']} | {r['mps']:.1f} | {r['ratio']:.2f} | "
+        lines.append(f"| {r['megapixels']:g} MP | {r['runtime']} | {r['mps']:.1f} | {r['ratio']:.2f} | "
                      f"{r['bound_fraction']:.3f} | {err} | {r['note']} |")
     return "\n".join(lines) + "\n"
 
@@ -154,16 +155,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", type=float, nargs="+", default=[1.0, 4.0, 24.0], help="megapixels")
     ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile row (~1 min to compile)")
     ap.add_argument("--out", default="figures/bench", help="writes OUT.md and OUT.csv")
+    ap.add_argument("--copy-mb", type=int, default=256, help="size of the copy that measures the bandwidth bound")
     ap.add_argument("--large", type=float, default=None, metavar="MP",
                     help="instead: one tiled prediction of an MP-megapixel photo, with time and peak memory")
     ap.add_argument("--tile", type=int, default=1024, help="tile size for --large")
     args = ap.parse_args(argv)
     if args.large:
         return large_image_run(args.checkpoint, args.large, args.tile)
-    if args.repeats < 1 or min(args.sizes) <= 0:
-        raise UserError("--repeats and --sizes must be positive")
+    if args.repeats < 1 or min(args.sizes) <= 0 or args.copy_mb < 1:
+        raise UserError("--repeats, --sizes and --copy-mb must be positive")
 
-    rows, info = measure(args.checkpoint, args.sizes, args.repeats, not args.no_compile)
+    rows, info = measure(args.checkpoint, args.sizes, args.repeats, not args.no_compile, args.copy_mb)
     md = markdown(rows, info)
     out = Path(args.out)
     atomic_write_bytes(out.with_name(out.name + ".md"), md.encode())
