@@ -53,9 +53,9 @@ class CompactPlan:
 def compact_plan(net: nn.Module, separable: bool | None = None) -> CompactPlan | None:
     """The CPU runtime's form of ``net``, or None if ``net`` is not an eval-mode plain :class:`CompactNet`.
 
-    ``separable``: None runs kernels that are exactly rank 1 (within :data:`SEPARABLE_TOL`) as
-    ``cv2.sepFilter2D`` and the rest as ``cv2.filter2D``; True / False forces every kernel one way
-    (True only when all are rank 1).
+    ``separable``: None runs a ``separable=True`` net's factors, and kernels that are exactly rank 1
+    (within :data:`SEPARABLE_TOL`), as ``cv2.sepFilter2D`` and the rest as ``cv2.filter2D``; True / False
+    forces every kernel one way (True only when all are rank 1).
     """
     from src.models.networks import CompactNet
 
@@ -66,24 +66,28 @@ def compact_plan(net: nn.Module, separable: bool | None = None) -> CompactPlan |
         bank = net.bank_kernels().detach().cpu().double().numpy()  # (responses, channels, k, k)
         layers = [m for m in (net.head if isinstance(net.head, nn.Sequential) else [net.head]) if isinstance(m, nn.Conv2d)]
         head = [(m.weight.detach().cpu().double().numpy()[:, :, 0, 0], m.bias.detach().cpu().double().numpy()) for m in layers]
-    if mix is None:
-        bank = bank / 255.0
+    scale = np.full(bank.shape[0], 1.0 if mix is not None else 1.0 / 255.0)
     fold = None
     if len(head) == 1 and head[0][0].shape == (1, 1):  # one feature, one output: scale the kernels instead
         w, b = float(head[0][0][0, 0]), float(head[0][1][0])
-        bank = bank * (abs(w) if net.pairs else w)
+        scale *= abs(w) if net.pairs else w
         fold = (1.0 if (w >= 0 or not net.pairs) else -1.0, b)
-    split = [[_split(k) for k in row] for row in bank]
-    use_sep = all(s is not None for row in split for s in row) if separable is None else separable
-    if separable is None:
-        kernels = [[("sep", *s) if s is not None else ("full", k.astype(np.float32)) for k, s in zip(rk, rs)]
-                   for rk, rs in zip(bank, split)]
-    elif use_sep:
-        if any(s is None for row in split for s in row):
-            raise ValueError("separable=True needs rank-1 kernels; this net's are not")
-        kernels = [[("sep", *s) for s in row] for row in split]
+    bank = bank * scale[:, None, None, None]
+    if net.bank_rows is not None:  # separable by construction: its own factors, exactly
+        cols = net.bank.weight.detach().cpu().double().numpy()[:, :, :, 0]  # (responses, channels, k)
+        rows = net.bank_rows.weight.detach().cpu().double().numpy()[:, 0, 0, :] * scale[:, None]
+        split = [[(rows[o].astype(np.float32), cols[o, c].astype(np.float32)) for c in range(cols.shape[1])]
+                 for o in range(cols.shape[0])]
     else:
-        kernels = [[("full", k.astype(np.float32)) for k in row] for row in bank]
+        split = [[_split(k) for k in row] for row in bank]
+
+    def form(kernel: np.ndarray, factors: tuple | None) -> tuple:
+        sep = factors is not None if separable is None else separable
+        if sep and factors is None:
+            raise ValueError("separable=True needs rank-1 kernels; this net's are not")
+        return ("sep", *factors) if sep else ("full", kernel.astype(np.float32))
+
+    kernels = [[form(k, f) for k, f in zip(rk, rf)] for rk, rf in zip(bank, split)]
     return CompactPlan(
         mix=None if mix is None else mix.astype(np.float32), kernels=kernels, pairs=net.pairs, linear=net.linear,
         head=[(w.astype(np.float32), b.astype(np.float32)) for w, b in head], fold=fold,
