@@ -96,3 +96,9 @@ def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
         assert name in md
     rows = (tmp_path / "b.csv").read_text().splitlines()
     assert len(rows) == 1 + 6 and "bound_fraction" in rows[0]
+
+
+def test_cuda_runner_is_for_cuda_networks_only():
+    from src.testing.runtime import cuda_runner
+
+    assert cuda_runner(exact_sobel_net()) is None

@@ -89,6 +89,26 @@ def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callabl
     return rows
 
 
+def svd_split_errors(net, img: np.ndarray, truth: np.ndarray) -> dict[int, float]:
+    """Max abs output error if the bank's kernels were cut to their first r singular terms (r separable
+    passes each), for r = 1, 2: the price of an SVD split the runtime does not pay (it stays exact)."""
+    import copy
+
+    from src.testing.runtime import fused_runner
+
+    errors = {}
+    for rank in (1, 2):
+        cut = copy.deepcopy(net)
+        if getattr(cut, "bank_rows", None) is not None:
+            return {}  # a separable net's kernels are rank 1 already
+        with torch.no_grad():
+            w = cut.bank.weight.double()
+            u, sv, vh = torch.linalg.svd(w)
+            cut.bank.weight.copy_((u[..., :rank] * sv[..., None, :rank]) @ vh[..., :rank, :])
+        errors[rank] = float(np.abs(fused_runner(cut)(img)[0] - truth).max())
+    return errors
+
+
 def _torch_forward(net, img: np.ndarray) -> np.ndarray:
     from src.testing.predict import predict
 
@@ -126,6 +146,8 @@ def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: 
             rows.append(dict(megapixels=round(mpx, 2), runtime=name, mps=mps, ratio=mps / ref_mps,
                              bound_fraction=mps / bound, max_abs_err=err, note=note))
             print(f"{mpx:6.2f} MP  {name:<45} {mps:8.1f} MP/s  {mps / ref_mps:5.2f}x  err {err:.1e}", flush=True)
+        if mpx < 2 and net.meta["model"] == "compact":
+            info["svd_split_errors"] = svd_split_errors(net, img, truth[id(net)])
     return rows, info
 
 
@@ -142,6 +164,10 @@ def markdown(rows: list[dict], info: dict) -> str:
         err = "" if r["max_abs_err"] is None else f"{r['max_abs_err']:.1e}"
         lines.append(f"| {r['megapixels']:g} MP | {r['runtime']} | {r['mps']:.1f} | {r['ratio']:.2f} | "
                      f"{r['bound_fraction']:.3f} | {err} | {r['note']} |")
+    if info.get("svd_split_errors"):
+        lines += ["", "SVD split of the checkpoint's kernels (not used; the runtime stays exact): max abs error "
+                  + ", ".join(f"rank {k}: {v:.1e}" for k, v in info["svd_split_errors"].items())
+                  + " on the smallest photo."]
     return "\n".join(lines) + "\n"
 
 
