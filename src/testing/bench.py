@@ -3,7 +3,8 @@
     python -m src.testing.bench [--checkpoint models/sobel.ckpt] [--sizes 1 4 24] [--repeats 15] [--out figures/bench]
 
 In one process, on the same photos (scikit-image's astronaut resized to 1, 4 and 24 MP), whole calls
-uint8 RGB in -> float32 map out, median of ``--repeats`` calls after one warm-up: the OpenCV pipeline the
+uint8 RGB in -> float32 map out, median of ``--repeats`` calls after one warm-up, all of them called in
+turn (so a shared machine's changing load weighs on each alike): the OpenCV pipeline the
 net imitates, and each runtime of the net (``predict``'s fused row bands, whole and tiled; the same
 OpenCV steps over the whole image; torch eager; one ``torch.compile`` pass; an exact Sobel net with
 separable vs full kernels), each with its ratio to the pipeline, its max abs difference from the torch
@@ -39,13 +40,21 @@ def photo(megapixels: float) -> np.ndarray:
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    return interleaved_medians([fn], repeats)[0]
+
+
+def interleaved_medians(fns: Sequence[Callable[[], object]], repeats: int) -> list[float]:
+    """Median seconds of each call over ``repeats`` rounds, after one warm-up call each; every round calls
+    each function once, so a change of load on a shared machine weighs on all of them alike."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, ts in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
 
 
 def copy_bandwidth(threads: int, megabytes: int = 256, repeats: int = 15) -> float:
@@ -133,21 +142,21 @@ def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: 
     for mp in sizes:
         img = photo(mp)
         mpx = img.shape[0] * img.shape[1] / 1e6
-        ref_mps = mpx / median_seconds(lambda: flt(img), repeats)
-        rows.append(dict(megapixels=round(mpx, 2), runtime="OpenCV Sobel pipeline (reference)", mps=ref_mps,
-                         ratio=1.0, bound_fraction=ref_mps / bound, max_abs_err=None, note=""))
-        truth = {id(net): _torch_forward(net, img)}
-        for name, call, note in runtimes(net, img, compile_cpu):
-            model = exact_sobel_net() if name.startswith("exact Sobel") else net
-            if name.startswith("exact Sobel") and "exact" not in truth:
-                truth["exact"] = _torch_forward(model, img)
-            err = float(np.abs(call() - truth["exact" if name.startswith("exact Sobel") else id(net)]).max())
-            mps = mpx / median_seconds(call, repeats)
+        truth = _torch_forward(net, img)
+        exact_truth = _torch_forward(exact_sobel_net(), img)
+        cases = [("OpenCV Sobel pipeline (reference)", lambda: flt(img), "")] + runtimes(net, img, compile_cpu)
+        errors = [None] + [float(np.abs(call() - (exact_truth if name.startswith("exact Sobel") else truth)).max())
+                           for name, call, _ in cases[1:]]
+        seconds = interleaved_medians([call for _, call, _ in cases], repeats)
+        ref_mps = mpx / seconds[0]
+        for (name, _, note), err, sec in zip(cases, errors, seconds):
+            mps = mpx / sec
             rows.append(dict(megapixels=round(mpx, 2), runtime=name, mps=mps, ratio=mps / ref_mps,
                              bound_fraction=mps / bound, max_abs_err=err, note=note))
-            print(f"{mpx:6.2f} MP  {name:<45} {mps:8.1f} MP/s  {mps / ref_mps:5.2f}x  err {err:.1e}", flush=True)
+            print(f"{mpx:6.2f} MP  {name:<45} {mps:8.1f} MP/s  {mps / ref_mps:5.2f}x" +
+                  ("" if err is None else f"  err {err:.1e}"), flush=True)
         if mpx < 2 and net.meta["model"] == "compact":
-            info["svd_split_errors"] = svd_split_errors(net, img, truth[id(net)])
+            info["svd_split_errors"] = svd_split_errors(net, img, truth)
     return rows, info
 
 
@@ -155,7 +164,8 @@ def markdown(rows: list[dict], info: dict) -> str:
     lines = [f"CPU inference, `python -m src.testing.bench` ({info['date']}): checkpoint `{info['checkpoint']}` "
              f"({info['model']}, filter {info['filter']}); {info['cores']} cores, OpenCV and runtime threads "
              f"{info['threads']}, torch threads {info['torch_threads']}; median of {info['repeats']} calls after a "
-             f"warm-up, uint8 RGB in -> float32 out; load average at the start {info['load'][0]:.2f} (shared machine). "
+             f"warm-up, the runtimes called in turn (round robin), uint8 RGB in -> float32 out; load average at "
+             f"the start {info['load'][0]:.2f} (shared machine). "
              f"Memory-bandwidth bound: copy bandwidth {info['bandwidth_gbs']:.1f} GB/s (np.copyto of {info['copy_mb']} MB on "
              f"{info['threads']} threads, read + write) / {BYTES_PER_PIXEL} bytes a pixel = {info['bound_mps']:.0f} MP/s.",
              "", "| image | runtime | MP/s | x OpenCV pipeline | fraction of the bound | max abs error vs torch | note |",
