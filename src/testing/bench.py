@@ -45,15 +45,18 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
 
 def interleaved_medians(fns: Sequence[Callable[[], object]], repeats: int) -> list[float]:
     """Median seconds of each call over ``repeats`` rounds, after one warm-up call each; every round calls
-    each function once, so a change of load on a shared machine weighs on all of them alike."""
+    each function once, so a change of load on a shared machine weighs on all of them alike, and each
+    round starts one further along the list, so no function always runs right after the same one (a
+    call that frees large arrays leaves the next one to page-fault its fresh allocations)."""
     for fn in fns:
         fn()
     times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
+    n = len(fns)
+    for r in range(repeats):
+        for i in range(r, r + n):
             t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
+            fns[i % n]()
+            times[i % n].append(time.perf_counter() - t0)
     return [statistics.median(ts) for ts in times]
 
 

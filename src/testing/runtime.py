@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -112,25 +113,55 @@ def _split(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return row.astype(np.float32), col.astype(np.float32)
 
 
-def _correlate(plane: np.ndarray, kernel: tuple, border: int) -> np.ndarray:
+def _correlate(plane: np.ndarray, kernel: tuple, border: int, dst: np.ndarray) -> np.ndarray:
     if kernel[0] == "sep":
-        return cv2.sepFilter2D(plane, cv2.CV_32F, kernel[1], kernel[2], borderType=border)
-    return cv2.filter2D(plane, cv2.CV_32F, kernel[1], borderType=border)
+        return cv2.sepFilter2D(plane, cv2.CV_32F, kernel[1], kernel[2], dst=dst, borderType=border)
+    return cv2.filter2D(plane, cv2.CV_32F, kernel[1], dst=dst, borderType=border)
+
+
+class _Scratch(threading.local):
+    """Each thread's band-sized work arrays, kept from band to band and call to call: fresh large arrays
+    page-fault on first touch, which costs as much as the arithmetic here."""
+
+    def __init__(self) -> None:
+        self.arrays: dict = {}
+
+    def get(self, name, shape: tuple) -> np.ndarray:
+        a = self.arrays.get(name)
+        if a is None or a.shape[0] < shape[0] or a.shape[1:] != shape[1:]:
+            a = self.arrays[name] = np.empty(shape, np.float32)
+        return a[: shape[0]]
+
+
+_SCRATCH = _Scratch()
+_SCRATCH_MAX_PIXELS = 4 * BAND_PIXELS  # larger calls (a whole image at once) get fresh arrays
 
 
 def run_planes(plan: CompactPlan, rgb: np.ndarray) -> list[np.ndarray]:
-    """The net on RGB uint8 ``(h, w, 3)`` step by step: one float32 ``(h, w)`` plane per output, not clamped."""
-    x = rgb.astype(np.float32)
-    chans = [cv2.transform(x, row[None]) for row in plan.mix] if plan.mix is not None else list(cv2.split(x))
+    """The net on RGB uint8 ``(h, w, 3)`` step by step: one float32 ``(h, w)`` plane per output, not clamped.
+
+    The planes are the calling thread's scratch arrays for band-sized inputs: use them before the next call.
+    """
+    h, w = rgb.shape[:2]
+    if h * w <= _SCRATCH_MAX_PIXELS:
+        buf = lambda name, c=1: _SCRATCH.get(name, (h, w) if c == 1 else (h, w, c))  # noqa: E731
+    else:
+        buf = lambda name, c=1: np.empty((h, w) if c == 1 else (h, w, c), np.float32)  # noqa: E731
+    x = buf("x", 3)
+    np.copyto(x, rgb, casting="unsafe")  # uint8 -> float32; cv2.transform keeps the input's depth
+    if plan.mix is not None:
+        chans = [cv2.transform(x, row[None], dst=buf(("chan", i))) for i, row in enumerate(plan.mix)]
+    else:
+        chans = [cv2.extractChannel(x, c, dst=buf(("chan", c))) for c in range(3)]
     resp = []
-    for row in plan.kernels:
-        acc = None
-        for ch, k in zip(chans, row):
-            r = _correlate(ch, k, plan.border)
-            acc = r if acc is None else cv2.add(acc, r, dst=acc)
+    for o, row in enumerate(plan.kernels):
+        acc = _correlate(chans[0], row[0], plan.border, buf(("resp", o)))
+        for ch, k in zip(chans[1:], row[1:]):
+            acc = cv2.add(acc, _correlate(ch, k, plan.border, buf("tmp")), dst=acc)
         resp.append(acc)
     p = plan.pairs
-    feats = [cv2.magnitude(resp[i], resp[p + i]) for i in range(p)] + resp[2 * p : 2 * p + plan.linear]
+    feats = [cv2.magnitude(resp[i], resp[p + i], magnitude=buf(("feat", i))) for i in range(p)]
+    feats += resp[2 * p : 2 * p + plan.linear]
     if plan.fold is not None:
         sign, bias = plan.fold
         y = feats[0]
@@ -140,12 +171,13 @@ def run_planes(plan: CompactPlan, rgb: np.ndarray) -> list[np.ndarray]:
             np.add(y, np.float32(bias), out=y)
         return [y]
     z = feats
-    for li, (w, b) in enumerate(plan.head):
+    for li, (wt, b) in enumerate(plan.head):
         out = []
-        for o in range(w.shape[0]):
-            acc = np.full(z[0].shape, b[o], np.float32)
+        for o in range(wt.shape[0]):
+            acc = buf(("head", li, o))
+            acc.fill(b[o])
             for f, feat in enumerate(z):
-                cv2.scaleAdd(feat, float(w[o, f]), acc, dst=acc)
+                acc = cv2.scaleAdd(feat, float(wt[o, f]), acc, dst=acc)
             out.append(acc if li == len(plan.head) - 1 else np.maximum(acc, 0, out=acc))
         z = out
     return z
