@@ -92,13 +92,24 @@ def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     md = (tmp_path / "b.md").read_text()
     assert "Memory-bandwidth bound" in md and "fraction of the bound" in md
-    for name in ("OpenCV Sobel pipeline", "predict: fused row bands", "same OpenCV steps", "torch eager", "sepFilter2D"):
+    for name in ("OpenCV Sobel pipeline", "predict: fused row bands", "2-thread pool", "same OpenCV steps", "torch eager",
+                 "sepFilter2D"):
         assert name in md
     rows = (tmp_path / "b.csv").read_text().splitlines()
-    assert len(rows) == 1 + 6 and "bound_fraction" in rows[0]
+    assert len(rows) == 1 + 7 and "bound_fraction" in rows[0]
 
 
 def test_cuda_runner_is_for_cuda_networks_only():
     from src.testing.runtime import cuda_runner
 
     assert cuda_runner(exact_sobel_net()) is None
+
+
+def test_runtime_follows_weights_changed_in_place(rng):
+    net = exact_sobel_net()
+    rgb = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    before = fused_runner(net)(rgb)
+    with torch.no_grad():
+        net.head.weight.mul_(0.5)
+    after = fused_runner(net)(rgb)
+    assert np.abs(after - torch_forward(net, rgb)).max() <= 1e-5 and np.abs(after - before).max() > 1e-3

@@ -5,8 +5,8 @@
 In one process, on the same photos (scikit-image's astronaut resized to 1, 4 and 24 MP), whole calls
 uint8 RGB in -> float32 map out, median of ``--repeats`` calls after one warm-up, all of them called in
 turn (so a shared machine's changing load weighs on each alike): the OpenCV pipeline the
-net imitates, and each runtime of the net (``predict``'s fused row bands, whole and tiled; the same
-OpenCV steps over the whole image; torch eager; one ``torch.compile`` pass; an exact Sobel net with
+net imitates, and each runtime of the net (``predict``'s fused row bands, whole and tiled; the bands
+on a thread pool; the same OpenCV steps over the whole image; torch eager; one ``torch.compile`` pass; an exact Sobel net with
 separable vs full kernels), each with its ratio to the pipeline, its max abs difference from the torch
 forward, and its fraction of the memory-bandwidth bound: this machine's copy bandwidth (a large
 ``np.copyto`` split over the same threads) over the 7 bytes a pixel must move (3 in, 4 out).
@@ -78,10 +78,12 @@ def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callabl
     from src.testing.runtime import compiled_fused_torch, fused_runner, fused_weights
 
     mpx = img.shape[0] * img.shape[1] / 1e6
-    rows = [("predict: fused row bands (default)", lambda: predict(net, img), "")]
+    rows = [("predict: fused row bands (default)", lambda: predict(net, img), "bands in turn, OpenCV's threads within")]
     if mpx > 8:
         rows.append(("predict: fused row bands, tiles of 1024", lambda: predict(net, img, tile=1024), ""))
-    whole = fused_runner(net, threads=1, band_pixels=0)
+    pool = fused_runner(net, threads=2)
+    rows.append(("fused row bands on a 2-thread pool", lambda: pool(img)[0], "bands shared out by Python threads"))
+    whole = fused_runner(net, band_pixels=0)
     rows.append(("same OpenCV steps, whole image at once", lambda: whole(img)[0], "no bands: the previous runtime's form"))
     if mpx <= 8:
         rows.append(("torch eager (predict backend=torch)", lambda: predict(net, img, backend="torch"), ""))
@@ -165,8 +167,8 @@ def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: 
 
 def markdown(rows: list[dict], info: dict) -> str:
     lines = [f"CPU inference, `python -m src.testing.bench` ({info['date']}): checkpoint `{info['checkpoint']}` "
-             f"({info['model']}, filter {info['filter']}); {info['cores']} cores, OpenCV and runtime threads "
-             f"{info['threads']}, torch threads {info['torch_threads']}; median of {info['repeats']} calls after a "
+             f"({info['model']}, filter {info['filter']}); {info['cores']} cores, OpenCV threads {info['threads']} (the "
+             f"pipeline's and the fused runtime's steps run on them), torch threads {info['torch_threads']}; median of {info['repeats']} calls after a "
              f"warm-up, the runtimes called in turn (round robin), uint8 RGB in -> float32 out; load average at "
              f"the start {info['load'][0]:.2f} (shared machine). "
              f"Memory-bandwidth bound: copy bandwidth {info['bandwidth_gbs']:.1f} GB/s (np.copyto of {info['copy_mb']} MB on "

@@ -6,9 +6,9 @@ CPU. PyTorch's CPU convolution is slow for a few channels (a 1 -> 2 channel 5x5 
 magnitude, 1x1 head, clamp) run as OpenCV kernels. Step by step over a whole image, every
 intermediate image makes a round trip to memory and every fresh allocation page-faults, which is why
 that form only matched the OpenCV Sobel pipeline. :func:`fused_runner` runs all the steps on bands of
-~128K pixels (plus the filter's halo rows) whose intermediates stay in cache, the bands shared by a
-thread pool, and writes each band's clamped result straight into the output (``make bench`` measures
-it against the pipeline). The result matches the torch forward to ~1e-6 (tested), borders included.
+~128K pixels (plus the filter's halo rows) whose intermediates stay in cache, in reused per-thread
+arrays, and writes each band's clamped result straight into the output (``make bench`` measures it
+against the pipeline). The result matches the torch forward to ~1e-6 (tested), borders included.
 
 CUDA. :func:`fused_torch` is the same net as one function of a uint8 ``(B, H, W, 3)`` tensor (mix
 with the 1/255 folded in, the k x k correlation written as k^2 shifted multiply-adds, magnitude, head,
@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -188,22 +189,24 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(threads, thread_name_prefix="compact-band")
 
 
-def fused_runner(net: nn.Module, threads: int | None = None, band_pixels: int = BAND_PIXELS,
+def fused_runner(net: nn.Module, threads: int = 1, band_pixels: int = BAND_PIXELS,
                  separable: bool | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
     """A function RGB uint8 ``(H, W, 3)`` -> float32 ``(C, H, W)`` in [0, 1] computing ``net``, or None.
 
     The image goes through in row bands of about ``band_pixels`` pixels, each with the bank's halo
-    (the rows it discards), on ``threads`` threads (default: OpenCV's thread count); memory beyond
-    the output is a few bands per thread. ``band_pixels=0``: the whole image in one step (op by op).
+    (the rows it discards); memory beyond the output is a few bands per thread. ``threads=1`` runs
+    the bands in turn, each OpenCV step spread over OpenCV's own threads; ``threads=N`` shares the
+    bands out to a pool of N threads instead (no faster here: ``make bench``). ``band_pixels=0``:
+    the whole image in one step (op by op).
 
     >>> from src.models import exact_sobel_net
     >>> fused_runner(exact_sobel_net())(np.zeros((5, 7, 3), np.uint8)).shape
     (1, 5, 7)
     """
-    plan = compact_plan(net, separable)
+    plan = _cached_plan(net, separable)
     if plan is None:
         return None
-    n_threads = max(1, threads or cv2.getNumThreads())
+    n_threads = max(1, threads)
 
     def run(rgb: np.ndarray) -> np.ndarray:
         H, W = rgb.shape[:2]
@@ -225,7 +228,20 @@ def fused_runner(net: nn.Module, threads: int | None = None, band_pixels: int = 
                 band(y0)
         return out
 
+    run.clamped = True  # in [0, 1] already: predict skips its own clamp
     return run
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cached_plan(net: nn.Module, separable: bool | None) -> CompactPlan | None:
+    """:func:`compact_plan`, rebuilt only when a parameter changed (``predict`` asks once per image)."""
+    state = (net.training, separable, tuple((p.data_ptr(), p._version) for p in net.parameters()))
+    hit = _PLANS.get(net)
+    if hit is None or hit[0] != state:
+        hit = _PLANS[net] = (state, compact_plan(net, separable))
+    return hit[1]
 
 
 # ------------------------------------------------------------------------------------ torch (CUDA) form
@@ -310,5 +326,6 @@ def cuda_runner(net: nn.Module, download: str = "float32") -> Callable[[np.ndarr
         with torch.inference_mode():
             return fn(x, **weights, out_dtype=out_dtype)[0].cpu().numpy()
 
+    run.clamped = True
     return run
 
