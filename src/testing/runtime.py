@@ -30,8 +30,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-# Pixels per band (plus halo rows): with the 5x5 bank ~10 float32 planes of this size (~5 MB) live at
-# once per thread, in cache rather than memory; 2^17 ran faster than 2^15 and 2^16 here (fewer calls, less halo).
+# Pixels per band (plus halo rows): with the 5x5 bank ~8 float32 planes of this size (~4 MB) live at once
+# per thread, in cache rather than memory. 2^16 to 2^18 ran alike here; smaller bands were slower (more
+# calls, more halo rows).
 BAND_PIXELS = 1 << 17
 # A kernel counts as separable (run as a column then a row pass) when its rank-1 remainder is this
 # small in L1 norm: the remainder bounds the response error for gray values in [0, 1].
