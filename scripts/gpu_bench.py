@@ -9,7 +9,13 @@
    autocast, channels_last, cudnn.benchmark, torch.compile), and all of them together.
 2. Test PSNR/SSIM after 2 minutes of training with all knobs (the real training entry point).
 3. The compact Sobel net (models/sobel.ckpt) on 4096x4096: gigapixels/s of the network on the GPU, and of
-   ``predict`` end to end (uint8 upload, network, float download).
+   ``predict`` end to end (uint8 upload, the compiled kernel, float download).
+4. The fused compact-net kernel (``src.testing.runtime.fused_torch`` through torch.compile, fp32 arithmetic)
+   on a batch of 8 x 4096² uint8 images already on the GPU, float32 and uint8 out, against a plain torch
+   Sobel (``sobel_magnitude`` on the same pixels) and the HBM bound: the device's copy bandwidth over the
+   bytes a pixel must move (3 in + 4 out, or 3 + 1); with its max abs difference from the eager network.
+
+    python scripts/gpu_bench.py --fused-only    # section 4 alone (about a minute), into gpu-bench-fused.json
 """
 from __future__ import annotations
 
@@ -63,17 +69,69 @@ def psnr_after(cfg: dict, out_dir: Path) -> dict:
     return {k: res.get(k) for k in ("test_psnr", "test_ssim", "best_val_psnr", "train_seconds", "epochs")}
 
 
-def compact_gigapixels(cfg: dict) -> dict:
+def _compact_net(cfg: dict):
+    """The device and the shipped compact Sobel net on it (the exact hand-set one if none is shipped)."""
     from src.models import exact_sobel_net, load_model
-    from src.testing import predict
 
     device = torch.device("cuda" if cfg["accelerator"] != "cpu" else "cpu")
     ckpt = Path("models/sobel.ckpt")
-    net = (load_model(ckpt) if ckpt.is_file() else exact_sobel_net()).to(device).eval()
+    return device, (load_model(ckpt) if ckpt.is_file() else exact_sobel_net()).to(device).eval()
+
+
+def compact_gigapixels(cfg: dict) -> dict:
+    from src.testing import predict
+
+    device, net = _compact_net(cfg)
     s = cfg["big"]
     x = torch.rand(1, 3, s, s, device=device)
     rgb = np.random.default_rng(0).integers(0, 256, (s, s, 3), dtype=np.uint8)
 
+    timed = _timer(device)
+    with torch.inference_mode():
+        t_net = timed(lambda: net(x))
+    t_predict = timed(lambda: predict(net, rgb), repeats=5)  # on CUDA: the compiled fused kernel
+    return {"size": f"{s}x{s}", "network_gpix_per_s": s * s / t_net / 1e9,
+            "predict_gpix_per_s": s * s / t_predict / 1e9}
+
+
+def fused_gigapixels(cfg: dict) -> dict:
+    """Section 4: GP/s of the compiled compact-net kernel vs a plain torch Sobel and the HBM bound."""
+    from src.filters.sobel import sobel_magnitude
+    from src.testing.runtime import compiled_fused_torch, fused_torch, fused_weights
+
+    device, net = _compact_net(cfg)
+    b, s = cfg["fused_batch"], cfg["big"]
+    x = torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8, device=device)
+    weights = fused_weights(net)
+    t0 = time.perf_counter()
+    # Tiny mode (the CPU smoke test) runs the same function eagerly: compiling on a CPU takes ~1 min.
+    fn = compiled_fused_torch() if device.type == "cuda" else fused_torch
+    with torch.inference_mode():
+        fn(x, **weights)
+        fn(x, **weights, out_dtype=torch.uint8)
+    compile_s = time.perf_counter() - t0
+    timed = _timer(device)
+    with torch.inference_mode():
+        t_f32 = timed(lambda: fn(x, **weights))
+        t_u8 = timed(lambda: fn(x, **weights, out_dtype=torch.uint8))
+        t_sobel = timed(lambda: sobel_magnitude(x.permute(0, 3, 1, 2).float() / 255))
+        big = torch.empty(2**30 if device.type == "cuda" else 2**24, dtype=torch.uint8, device=device)
+        t_copy = timed(lambda: big.clone())
+        cudnn_tf32 = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = False  # the reference in plain fp32
+        ref = net(x[:1].permute(0, 3, 1, 2).float() / 255)
+        torch.backends.cudnn.allow_tf32 = cudnn_tf32
+        err = float((fn(x[:1], **weights) - ref).abs().max())
+    pixels = b * s * s
+    bandwidth = 2 * big.numel() / t_copy
+    return {"batch": f"{b}x{s}x{s}", "compile_s": round(compile_s, 1), "copy_bandwidth_gbs": bandwidth / 1e9,
+            "fused_fp32_out_gpix_per_s": pixels / t_f32 / 1e9, "fused_uint8_out_gpix_per_s": pixels / t_u8 / 1e9,
+            "torch_sobel_gpix_per_s": pixels / t_sobel / 1e9, "bound_fp32_out_gpix_per_s": bandwidth / 7 / 1e9,
+            "bound_uint8_out_gpix_per_s": bandwidth / 4 / 1e9, "max_abs_err_vs_eager": err,
+            "arithmetic": "fp32", "compiled": device.type == "cuda"}
+
+
+def _timer(device: torch.device):
     def timed(fn, repeats: int = 10) -> float:
         fn()
         if device.type == "cuda":
@@ -86,12 +144,16 @@ def compact_gigapixels(cfg: dict) -> dict:
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
         return float(np.median(times))
+    return timed
 
-    with torch.inference_mode():
-        t_net = timed(lambda: net(x))
-    t_predict = timed(lambda: predict(net, rgb, backend="torch"), repeats=5)
-    return {"size": f"{s}x{s}", "network_gpix_per_s": s * s / t_net / 1e9,
-            "predict_gpix_per_s": s * s / t_predict / 1e9}
+
+def fused_lines(f: dict, device: str) -> list[str]:
+    return [f"Fused compact-net kernel on {f['batch']} uint8 ({f['arithmetic']} arithmetic, compiled: {f['compiled']}, "
+            f"first calls {f['compile_s']} s): {f['fused_fp32_out_gpix_per_s']:.3g} GP/s float32 out "
+            f"(HBM bound {f['bound_fp32_out_gpix_per_s']:.3g}), {f['fused_uint8_out_gpix_per_s']:.3g} GP/s uint8 out "
+            f"(bound {f['bound_uint8_out_gpix_per_s']:.3g}); plain torch Sobel {f['torch_sobel_gpix_per_s']:.3g} GP/s; "
+            f"copy bandwidth {f['copy_bandwidth_gbs']:.3g} GB/s; max abs difference from the eager net "
+            f"{f['max_abs_err_vs_eager']:.1e}. Device: {device}."]
 
 
 def main(argv=None) -> int:
@@ -100,17 +162,18 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-compile", action="store_true", help="leave torch.compile out")
     ap.add_argument("--out", default="figures", help="folder for gpu-bench.json and gpu-bench.md")
     ap.add_argument("--work", default="models/gpu-bench", help="folder for the 2-minute checkpoint and logs")
+    ap.add_argument("--fused-only", action="store_true", help="only section 4 (the fused kernel), into gpu-bench-fused.json")
     args = ap.parse_args(argv)
 
     if args.tiny:
         cfg = dict(accelerator="cpu", crop=32, ngf=4, batch=2, warmup=1, measure=2, workers=0, seconds=3,
-                   steps_per_epoch=2, big=256, knob_args=[])
+                   steps_per_epoch=2, big=256, fused_batch=2, knob_args=[])
         knob_sets = [set(), {"channels_last"}]
     else:
         if not torch.cuda.is_available():
             raise SystemExit("error: no GPU visible; use --tiny for a CPU smoke run")
         cfg = dict(accelerator="gpu", crop=128, ngf=64, batch=32, warmup=15, measure=40, workers=8, seconds=120,
-                   steps_per_epoch=200, big=4096,
+                   steps_per_epoch=200, big=4096, fused_batch=8,
                    knob_args=["--precision", "bf16-mixed", "--channels-last"] + ([] if args.skip_compile else ["--compile"]))
         knobs = [k for k in KNOBS if not (args.skip_compile and k == "compile")]
         knob_sets = [set()] + [{k} for k in knobs] + [set(knobs)]
@@ -121,6 +184,13 @@ def main(argv=None) -> int:
                     "torch": torch.__version__, "config": {k: v for k, v in cfg.items() if k != "knob_args"},
                     "train_images_per_s": {}}
     t_start = time.time()
+    out = Path(args.out)
+    if args.fused_only:
+        report["compact_fused"] = fused_gigapixels(cfg)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out / "gpu-bench-fused.json", strict_json(report, indent=1).encode())
+        print("\n".join(fused_lines(report["compact_fused"], report["device"])))
+        return 0
     for knobs in knob_sets:
         name = "+".join(k for k in KNOBS if k in knobs) or "fp32, no knob"
         report["train_images_per_s"][name] = ips = train_throughput(cfg, knobs)
@@ -129,9 +199,10 @@ def main(argv=None) -> int:
     print(f"after {cfg['seconds']} s of training: {report['after_training']}", flush=True)
     report["compact_inference"] = compact_gigapixels(cfg)
     print(f"compact net on {cfg['big']}^2: {report['compact_inference']}", flush=True)
+    report["compact_fused"] = fused_gigapixels(cfg)
+    print(f"fused kernel: {report['compact_fused']}", flush=True)
     report["total_seconds"] = round(time.time() - t_start, 1)
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "gpu-bench.json", strict_json(report, indent=1).encode())
     lines = [f"| Pix2Pix training, {cfg['crop']}² batch {cfg['batch']} | img/s |", "|---|---:|"]
@@ -140,6 +211,7 @@ def main(argv=None) -> int:
     lines += ["", f"Test PSNR after {cfg['seconds']} s of training: {a['test_psnr']:.2f} dB (SSIM {a['test_ssim']:.4f}).",
               f"Compact net on {c['size']}: {c['network_gpix_per_s']:.2f} GP/s (network), "
               f"{c['predict_gpix_per_s']:.3f} GP/s (predict, uint8 in -> float out). Device: {report['device']}."]
+    lines += [""] + fused_lines(report["compact_fused"], report["device"])
     atomic_write_bytes(out / "gpu-bench.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     return 0

@@ -94,3 +94,24 @@ def test_weights_of_another_shape_are_refused(tmp_path):
 def test_unknown_model_name_lists_the_available_ones():
     with pytest.raises(UserError, match="available: autoencoder, can, compact"):
         build_model("unet9000")
+
+
+def test_separable_compact_net_correlates_with_column_times_row_kernels():
+    net = CompactNet(separable=True).eval()
+    x = torch.rand(1, 3, 9, 12)
+    kernels = net.bank_kernels()
+    assert count_parameters(net) == 25 and all(np.linalg.matrix_rank(k[0].detach().double().numpy(), tol=1e-6) == 1 for k in kernels)
+    from src.filters.functional import pad_reflect101
+
+    with torch.no_grad():
+        direct = torch.nn.functional.conv2d(pad_reflect101(net._mix(x), 2), kernels)
+        energy = torch.sqrt(direct[:, :1] ** 2 + direct[:, 1:] ** 2)
+        assert torch.allclose(net(x), net.head(energy).clamp(0, 1), atol=1e-6)
+
+
+def test_separable_checkpoint_round_trip(tmp_path):
+    net = CompactNet(separable=True).eval()
+    loaded = load_model(save_model(tmp_path / "s.ckpt", net, "compact", "sobel"))
+    x = torch.rand(1, 3, 8, 9)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))

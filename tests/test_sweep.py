@@ -64,3 +64,9 @@ def test_shards_merge_into_one_sweep_and_unknown_filters_are_refused(tmp_path):
     assert (tmp_path / "sweep-size.png").exists()
     with pytest.raises(UserError, match="no depth runs on gaussian"):
         main(["depth", "--filters", "gaussian", "--figures", str(tmp_path)])
+
+
+def test_runs_are_picked_by_label_and_unknown_labels_are_refused(tmp_path):
+    assert "compact k5, separable" in [label for *_, label in size_runs()]
+    with pytest.raises(UserError, match="no size run is labelled 'compact k9'"):
+        main(["size", "--only", "compact k9", "--figures", str(tmp_path)])

@@ -28,6 +28,7 @@ TARGET_DB = 45.0
 SIZE_RUNS: list[tuple[str, dict[str, Any], str]] = [
     ("compact", {"kernel_size": 3}, "compact k3"),
     ("compact", {"kernel_size": 5}, "compact k5 (default)"),
+    ("compact", {"separable": True}, "compact k5, separable"),
     ("compact", {"kernel_size": 7}, "compact k7"),
     ("compact", {"mix": 0}, "compact k5, RGB bank"),
     ("compact", {"hidden": 8}, "compact k5, hidden 8"),
@@ -135,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="only the first N runs (for a quick check)")
     ap.add_argument("--threads", type=int, default=None, help="torch and OpenCV threads (default: theirs)")
     ap.add_argument("--filters", nargs="+", default=None, help="only the runs on these filters (to run shards side by side)")
+    ap.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="only the runs with these labels")
     ap.add_argument("--stem", default=None, help="output names FIGURES/STEM.{csv,md,png} (default sweep-KIND)")
     ap.add_argument("--merge", nargs="+", default=None, metavar="CSV", help="no training: merge shard CSVs")
     ap.add_argument("--accelerator", default="cpu", help="where to train: cpu or gpu (timings stay CPU)")
@@ -158,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = [r for r in runs if r[0] in args.filters]
         if not runs:
             raise UserError(f"no {args.kind} runs on {', '.join(args.filters)}")
+    if args.only:
+        runs = [r for r in runs if r[4] in args.only]
+        if not runs:
+            raise UserError(f"no {args.kind} run is labelled {' or '.join(map(repr, args.only))}")
 
     from src.experiment.zoo import run_one
 

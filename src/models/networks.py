@@ -59,6 +59,9 @@ class CompactNet(nn.Module):
     5x5 correlations of one gray channel, and the pair's energy is their magnitude. Training has to
     find those weights; :func:`exact_sobel_net` sets them by hand (the ceiling). ``mix=0`` lets the bank
     see the RGB channels directly (152 parameters, three times the convolution work at inference).
+    ``separable=True`` makes every bank kernel a column times a row (k + k weights instead of k * k: 25
+    parameters by default); blurred Sobel kernels are separable, so the exact solution stays reachable.
+    :meth:`bank_kernels` gives the effective ``k x k`` kernels either way.
     """
 
     min_size = 1
@@ -74,6 +77,7 @@ class CompactNet(nn.Module):
         hidden: int = 0,
         eps: float = 1e-12,
         padding: str = "reflect",
+        separable: bool = False,
     ):
         super().__init__()
         if kernel_size % 2 == 0 or kernel_size < 1:
@@ -83,13 +87,20 @@ class CompactNet(nn.Module):
         if padding not in ("reflect", "zeros"):
             raise ValueError(f"padding must be 'reflect' (reflect-101, the target's rule) or 'zeros', got {padding!r}")
         self.config = dict(in_channels=in_channels, out_channels=out_channels, mix=mix, kernel_size=kernel_size,
-                           pairs=pairs, linear=linear, hidden=hidden, eps=eps, padding=padding)
+                           pairs=pairs, linear=linear, hidden=hidden, eps=eps, padding=padding,
+                           separable=separable)
         self.padding = padding
         self.out_channels, self.pairs, self.linear, self.eps = out_channels, pairs, linear, eps
         self.receptive_radius = kernel_size // 2
         # mix=0: no colour mixing, the filter bank sees the RGB channels directly.
         self.mix = nn.Conv2d(in_channels, mix, 1, bias=False) if mix else nn.Identity()
-        self.bank = nn.Conv2d(mix or in_channels, 2 * pairs + linear, kernel_size, bias=False)
+        responses = 2 * pairs + linear
+        if separable:  # columns (k x 1, per input channel), then rows (1 x k, one per response)
+            self.bank = nn.Conv2d(mix or in_channels, responses, (kernel_size, 1), bias=False)
+            self.bank_rows = nn.Conv2d(responses, responses, (1, kernel_size), groups=responses, bias=False)
+        else:
+            self.bank = nn.Conv2d(mix or in_channels, responses, kernel_size, bias=False)
+            self.bank_rows = None
         features = pairs + linear
         if hidden:
             self.head = nn.Sequential(nn.Conv2d(features, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, out_channels, 1))
@@ -111,6 +122,8 @@ class CompactNet(nn.Module):
         z = self._mix(x)
         # reflect-101 is the target's own border rule; "zeros" is the ablation (question 2 in the README)
         y = self.bank(pad_reflect101(z, r) if self.padding == "reflect" else F.pad(z, (r, r, r, r)))
+        if self.bank_rows is not None:
+            y = self.bank_rows(y)
         p = self.pairs
         u, v, lin = y[:, :p], y[:, p : 2 * p], y[:, 2 * p :]
         # eps keeps the gradient of sqrt finite on flat patches; inference computes the exact magnitude.
@@ -118,6 +131,13 @@ class CompactNet(nn.Module):
         energy = torch.sqrt(u * u + v * v + eps)
         z = torch.cat([energy, lin], 1) if self.linear else energy
         return clamp01_straight_through(self.head(z))
+
+    def bank_kernels(self) -> torch.Tensor:
+        """The bank's effective correlation kernels, ``(2 * pairs + linear, mix or in_channels, k, k)``."""
+        w = self.bank.weight
+        if self.bank_rows is None:
+            return w
+        return w * self.bank_rows.weight  # (O, C, k, 1) * (O, 1, 1, k): column times row
 
 
 def exact_sobel_net(filter_params: dict | None = None) -> CompactNet:

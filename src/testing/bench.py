@@ -1,72 +1,218 @@
-"""CPU inference speed of the default model next to the OpenCV Sobel pipeline (``make bench``).
+"""CPU inference speed of the default model's runtimes next to the OpenCV Sobel pipeline (``make bench``).
 
-    python -m src.testing.bench [--checkpoint models/sobel.ckpt] [--repeats 15]
+    python -m src.testing.bench [--checkpoint models/sobel.ckpt] [--sizes 1 4 24] [--repeats 15] [--out figures/bench]
 
-Times whole calls, uint8 RGB in -> float32 map out, on a 1 MP and a 4 MP photo (scikit-image's
-astronaut resized), median of ``--repeats`` runs after one warm-up.
+In one process, on the same photos (scikit-image's astronaut resized to 1, 4 and 24 MP), whole calls
+uint8 RGB in -> float32 map out, median of ``--repeats`` calls after one warm-up, all of them called in
+turn (so a shared machine's changing load weighs on each alike): the OpenCV pipeline the
+net imitates, and each runtime of the net (``predict``'s fused row bands, whole and tiled; the bands
+on a thread pool; the same OpenCV steps over the whole image; torch eager; one ``torch.compile`` pass; an exact Sobel net with
+separable vs full kernels), each with its ratio to the pipeline, its max abs difference from the torch
+forward, and its fraction of the memory-bandwidth bound: this machine's copy bandwidth (a large
+``np.copyto`` split over the same threads) over the 7 bytes a pixel must move (3 in, 4 out).
+Writes ``OUT.md`` and ``OUT.csv``.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable, Sequence
 
 import cv2
 import numpy as np
 import torch
 
-from src.errors import run_cli
+from src.errors import UserError, run_cli
+
+BYTES_PER_PIXEL = 7  # uint8 RGB in, float32 out: what any runtime must move at least
 
 
 def photo(megapixels: float) -> np.ndarray:
     import skimage.data
 
-    side = int(round((megapixels * 1e6) ** 0.5))
+    side = max(1, int(round((megapixels * 1e6) ** 0.5)))
     return cv2.resize(skimage.data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    return interleaved_medians([fn], repeats)[0]
+
+
+def interleaved_medians(fns: Sequence[Callable[[], object]], repeats: int) -> list[float]:
+    """Median seconds of each call over ``repeats`` rounds, after one warm-up call each; every round calls
+    each function once, so a change of load on a shared machine weighs on all of them alike, and each
+    round starts one further along the list, so no function always runs right after the same one (a
+    call that frees large arrays leaves the next one to page-fault its fresh allocations)."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    times: list[list[float]] = [[] for _ in fns]
+    n = len(fns)
+    for r in range(repeats):
+        for i in range(r, r + n):
+            t0 = time.perf_counter()
+            fns[i % n]()
+            times[i % n].append(time.perf_counter() - t0)
+    return [statistics.median(ts) for ts in times]
+
+
+def copy_bandwidth(threads: int, megabytes: int = 256, repeats: int = 15) -> float:
+    """Bytes per second (read + write) of a large ``np.copyto`` split into ``threads`` slices."""
+    n = megabytes * 2**20 // 4
+    src, dst = np.ones(n, np.float32), np.zeros(n, np.float32)
+    cuts = np.linspace(0, n, threads + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        def copy() -> None:
+            list(pool.map(lambda i: np.copyto(dst[cuts[i] : cuts[i + 1]], src[cuts[i] : cuts[i + 1]]), range(threads)))
+        return 2 * src.nbytes / median_seconds(copy, repeats)
+
+
+def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callable[[], np.ndarray], str]]:
+    """(name, call, note) for every runtime measured at this size; each call returns ``(H, W)`` float32."""
+    from src.models import exact_sobel_net
+    from src.testing.predict import predict
+    from src.testing.runtime import compiled_fused_torch, fused_runner, fused_weights
+
+    mpx = img.shape[0] * img.shape[1] / 1e6
+    rows = [("predict: fused row bands (default)", lambda: predict(net, img), "bands in turn, OpenCV's threads within")]
+    if mpx > 8:
+        rows.append(("predict: fused row bands, tiles of 1024", lambda: predict(net, img, tile=1024), ""))
+    pool = fused_runner(net, threads=2)
+    rows.append(("fused row bands on a 2-thread pool", lambda: pool(img)[0], "bands shared out by Python threads"))
+    whole = fused_runner(net, band_pixels=0)
+    rows.append(("same OpenCV steps, whole image at once", lambda: whole(img)[0], "no bands: the previous runtime's form"))
+    if mpx <= 8:
+        rows.append(("torch eager (predict backend=torch)", lambda: predict(net, img, backend="torch"), ""))
+    if compile_cpu and mpx <= 8:
+        weights, fn, x = fused_weights(net), compiled_fused_torch(), torch.from_numpy(img)[None]
+
+        def compiled() -> np.ndarray:
+            with torch.inference_mode():
+                return fn(x, **weights)[0, 0].numpy()
+        t0 = time.perf_counter()
+        compiled()
+        rows.append(("torch.compile single pass (inductor, CPU)", compiled, f"first call {time.perf_counter() - t0:.0f} s"))
+    exact = exact_sobel_net()
+    for sep, what in ((True, "sepFilter2D"), (False, "filter2D")):
+        run = fused_runner(exact, separable=sep)
+        rows.append((f"exact Sobel net, fused, {what}", lambda run=run: run(img)[0], "hand-set rank-1 kernels, same weights"))
+    return rows
+
+
+def svd_split_errors(net, img: np.ndarray, truth: np.ndarray) -> dict[int, float]:
+    """Max abs output error if the bank's kernels were cut to their first r singular terms (r separable
+    passes each), for r = 1, 2: the price of an SVD split the runtime does not pay (it stays exact)."""
+    import copy
+
+    from src.testing.runtime import fused_runner
+
+    errors = {}
+    for rank in (1, 2):
+        cut = copy.deepcopy(net)
+        if getattr(cut, "bank_rows", None) is not None:
+            return {}  # a separable net's kernels are rank 1 already
+        with torch.no_grad():
+            w = cut.bank.weight.double()
+            u, sv, vh = torch.linalg.svd(w)
+            cut.bank.weight.copy_((u[..., :rank] * sv[..., None, :rank]) @ vh[..., :rank, :])
+        errors[rank] = float(np.abs(fused_runner(cut)(img)[0] - truth).max())
+    return errors
+
+
+def _torch_forward(net, img: np.ndarray) -> np.ndarray:
+    from src.testing.predict import predict
+
+    return predict(net, img, backend="torch")
+
+
+def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: bool,
+            copy_mb: int = 256) -> tuple[list[dict], dict]:
+    from src.models import exact_sobel_net, load_model
+    from src.testing.evaluate import checkpoint_filter
+
+    net = load_model(checkpoint)
+    flt = checkpoint_filter(net)
+    threads = cv2.getNumThreads()
+    bandwidth = copy_bandwidth(threads, copy_mb)
+    bound = bandwidth / BYTES_PER_PIXEL / 1e6
+    info = dict(checkpoint=checkpoint, model=net.meta["model"], filter=flt.key, threads=threads,
+                torch_threads=torch.get_num_threads(), bandwidth_gbs=bandwidth / 1e9, bound_mps=bound,
+                load=os.getloadavg(), cores=os.cpu_count(), repeats=repeats, copy_mb=copy_mb,
+                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    rows = []
+    for mp in sizes:
+        img = photo(mp)
+        mpx = img.shape[0] * img.shape[1] / 1e6
+        truth = _torch_forward(net, img)
+        exact_truth = _torch_forward(exact_sobel_net(), img)
+        cases = [("OpenCV Sobel pipeline (reference)", lambda: flt(img), "")] + runtimes(net, img, compile_cpu)
+        errors = [None] + [float(np.abs(call() - (exact_truth if name.startswith("exact Sobel") else truth)).max())
+                           for name, call, _ in cases[1:]]
+        seconds = interleaved_medians([call for _, call, _ in cases], repeats)
+        ref_mps = mpx / seconds[0]
+        for (name, _, note), err, sec in zip(cases, errors, seconds):
+            mps = mpx / sec
+            rows.append(dict(megapixels=round(mpx, 2), runtime=name, mps=mps, ratio=mps / ref_mps,
+                             bound_fraction=mps / bound, max_abs_err=err, note=note))
+            print(f"{mpx:6.2f} MP  {name:<45} {mps:8.1f} MP/s  {mps / ref_mps:5.2f}x" +
+                  ("" if err is None else f"  err {err:.1e}"), flush=True)
+        if mpx < 2 and net.meta["model"] == "compact":
+            info["svd_split_errors"] = svd_split_errors(net, img, truth)
+    return rows, info
+
+
+def markdown(rows: list[dict], info: dict) -> str:
+    lines = [f"CPU inference, `python -m src.testing.bench` ({info['date']}): checkpoint `{info['checkpoint']}` "
+             f"({info['model']}, filter {info['filter']}); {info['cores']} cores, OpenCV threads {info['threads']} (the "
+             f"pipeline's and the fused runtime's steps run on them), torch threads {info['torch_threads']}; median of {info['repeats']} calls after a "
+             f"warm-up, the runtimes called in turn (round robin), uint8 RGB in -> float32 out; load average at "
+             f"the start {info['load'][0]:.2f} (shared machine). "
+             f"Memory-bandwidth bound: copy bandwidth {info['bandwidth_gbs']:.1f} GB/s (np.copyto of {info['copy_mb']} MB on "
+             f"{info['threads']} threads, read + write) / {BYTES_PER_PIXEL} bytes a pixel = {info['bound_mps']:.0f} MP/s.",
+             "", "| image | runtime | MP/s | x OpenCV pipeline | fraction of the bound | max abs error vs torch | note |",
+             "|---:|---|---:|---:|---:|---:|---|"]
+    for r in rows:
+        err = "" if r["max_abs_err"] is None else f"{r['max_abs_err']:.1e}"
+        lines.append(f"| {r['megapixels']:g} MP | {r['runtime']} | {r['mps']:.1f} | {r['ratio']:.2f} | "
+                     f"{r['bound_fraction']:.3f} | {err} | {r['note']} |")
+    if info.get("svd_split_errors"):
+        lines += ["", "SVD split of the checkpoint's kernels (not used; the runtime stays exact): max abs error "
+                  + ", ".join(f"rank {k}: {v:.1e}" for k, v in info["svd_split_errors"].items())
+                  + " on the smallest photo."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.models import load_model
-    from src.testing.evaluate import checkpoint_filter
-    from src.testing.predict import predict
+    from src.dataset.images import atomic_write_bytes
+    from src.experiment.zoo import write_rows_csv
 
     ap = argparse.ArgumentParser(prog="python -m src.testing.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="models/sobel.ckpt")
     ap.add_argument("--repeats", type=int, default=15)
-    ap.add_argument("--sizes", type=float, nargs="+", default=[1.0, 4.0], help="megapixels")
+    ap.add_argument("--sizes", type=float, nargs="+", default=[1.0, 4.0, 24.0], help="megapixels")
+    ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile row (~1 min to compile)")
+    ap.add_argument("--out", default="figures/bench", help="writes OUT.md and OUT.csv")
+    ap.add_argument("--copy-mb", type=int, default=256, help="size of the copy that measures the bandwidth bound")
     ap.add_argument("--large", type=float, default=None, metavar="MP",
                     help="instead: one tiled prediction of an MP-megapixel photo, with time and peak memory")
     ap.add_argument("--tile", type=int, default=1024, help="tile size for --large")
     args = ap.parse_args(argv)
     if args.large:
         return large_image_run(args.checkpoint, args.large, args.tile)
+    if args.repeats < 1 or min(args.sizes) <= 0 or args.copy_mb < 1:
+        raise UserError("--repeats, --sizes and --copy-mb must be positive")
 
-    net = load_model(args.checkpoint)
-    flt = checkpoint_filter(net)
-    print(f"checkpoint {args.checkpoint} ({net.meta['model']}, filter {flt.key}); "
-          f"torch threads {torch.get_num_threads()}, OpenCV threads {cv2.getNumThreads()}")
-    head = f"{'image':>8} {'OpenCV pipeline':>16} {'net (predict)':>14} {'ratio':>6} {'net (torch eager)':>18} {'ratio':>6}"
-    print(head)
-    print("-" * len(head))
-    for mp in args.sizes:
-        img = photo(mp)
-        mpx = img.shape[0] * img.shape[1] / 1e6
-        ref = mpx / median_seconds(lambda: flt(img), args.repeats)
-        fast = mpx / median_seconds(lambda: predict(net, img), args.repeats)
-        eager = mpx / median_seconds(lambda: predict(net, img, backend="torch"), max(3, args.repeats // 5))
-        print(f"{mpx:>6.1f}MP {ref:>11.1f} MP/s {fast:>9.1f} MP/s {fast / ref:>5.2f}x {eager:>13.1f} MP/s {eager / ref:>5.2f}x")
-    print("ratio = network MP/s / OpenCV MP/s (higher is better); 'predict' uses OpenCV kernels for the compact net.")
+    rows, info = measure(args.checkpoint, args.sizes, args.repeats, not args.no_compile, args.copy_mb)
+    md = markdown(rows, info)
+    out = Path(args.out)
+    atomic_write_bytes(out.with_name(out.name + ".md"), md.encode())
+    write_rows_csv(out.with_name(out.name + ".csv"), rows)
+    print()
+    print(md, end="")
     print()
     layer_table(photo(1.0), args.repeats)
     return 0

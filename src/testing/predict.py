@@ -30,12 +30,16 @@ def _tile_runner(net: nn.Module, backend: str):
         raise UserError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     # a converted int8 module may hold no parameters at all, only buffers (or nothing: then the CPU)
     device = next(itertools.chain(net.parameters(), net.buffers()), torch.empty(0)).device
-    if backend != "torch" and device.type == "cpu":
-        from src.testing.runtime import opencv_runner
+    # The compact net's fused runtimes: OpenCV row bands on the CPU, one compiled kernel on CUDA (auto only).
+    from src.testing.runtime import cuda_runner, fused_runner
 
-        fast = opencv_runner(net)
-        if fast is not None:
-            return fast
+    fast = None
+    if backend != "torch" and device.type == "cpu":
+        fast = fused_runner(net)
+    elif backend == "auto" and device.type == "cuda":
+        fast = cuda_runner(net)
+    if fast is not None:
+        return fast
     if backend == "opencv":
         raise UserError(f"the opencv backend runs CompactNet on the CPU only, not {type(net).__name__} on {device}")
 
@@ -91,7 +95,8 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
                     out = np.empty((res.shape[0], H, W), dtype=np.float32)
                 out[:, y0:y1, x0:x1] = res[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
     check_finite_output(out)
-    out = np.clip(out, 0.0, 1.0, out=out)
+    if not getattr(run, "clamped", False):  # the fused runtimes clamp as they write
+        out = np.clip(out, 0.0, 1.0, out=out)
     return out[0] if out.shape[0] == 1 else np.ascontiguousarray(out.transpose(1, 2, 0))
 
 

@@ -1,0 +1,115 @@
+"""The compact net's fused runtimes equal its torch forward: CPU row bands (OpenCV) and the torch function
+that CUDA compiles, at odd sizes down to 1x1, borders included."""
+import numpy as np
+import pytest
+import torch
+
+from src.models import CompactNet, exact_sobel_net, load_model
+from src.testing.runtime import compact_plan, fused_runner, fused_torch, fused_weights
+
+
+def with_head(net, weight, bias):
+    with torch.no_grad():
+        net.head.weight.fill_(weight)
+        net.head.bias.fill_(bias)
+    return net.eval()
+
+
+NETS = {
+    "compact": lambda: with_head(CompactNet(), 1.3, 0.01),
+    "compact-negative-head": lambda: with_head(CompactNet(), -0.7, 0.6),
+    "compact-separable": lambda: with_head(CompactNet(separable=True), 2.0, 0.0),
+    "compact-zero-padding": lambda: CompactNet(padding="zeros").eval(),
+    "compact-rgb-hidden": lambda: CompactNet(mix=0, pairs=2, linear=1, hidden=4).eval(),
+    "compact-linear-only": lambda: with_head(CompactNet(pairs=0, linear=1, kernel_size=3), -1.5, 0.5),
+    "compact-3-outputs": lambda: CompactNet(out_channels=3, pairs=2, kernel_size=7).eval(),
+    "exact-sobel": exact_sobel_net,
+    "shipped-sobel": lambda: load_model("models/sobel.ckpt"),
+}
+SHAPES = [(1, 1), (1, 7), (9, 1), (3, 2), (4, 4), (37, 61)]
+
+
+def torch_forward(net, rgb):
+    with torch.no_grad():
+        return net(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0].numpy()
+
+
+@pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fused_cpu_runtime_equals_the_torch_forward(name, shape, rng):
+    torch.manual_seed(0)
+    net = NETS[name]()
+    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    ref = torch_forward(net, rgb)
+    for band_pixels in (0, 7, 200):  # whole image; bands of a row or a few rows, on two threads
+        out = fused_runner(net, threads=2, band_pixels=band_pixels)(rgb)
+        assert out.shape == ref.shape and out.dtype == np.float32
+        assert np.abs(out - ref).max() <= 1e-5, band_pixels
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_fused_cpu_runtime_equals_the_torch_forward_on_a_photo(name, photo):
+    net = NETS[name]()
+    assert np.abs(fused_runner(net, threads=2)(photo) - torch_forward(net, photo)).max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("shape", [(1, 1), (2, 9), (23, 17)])
+def test_fused_torch_function_equals_the_torch_forward(name, shape, rng):
+    torch.manual_seed(0)
+    net = NETS[name]()
+    rgb = rng.integers(0, 256, (2, *shape, 3), dtype=np.uint8)
+    x = torch.from_numpy(rgb)
+    with torch.no_grad():
+        ref = net(x.permute(0, 3, 1, 2).float() / 255)
+        out = fused_torch(x, **fused_weights(net))
+        out8 = fused_torch(x, **fused_weights(net), out_dtype=torch.uint8)
+    assert out.shape == ref.shape and (out - ref).abs().max() <= 1e-5
+    assert out8.dtype == torch.uint8 and torch.equal(out8, (out * 255).round().to(torch.uint8))
+
+
+def test_rank_one_kernels_run_as_separable_passes_and_others_as_full_kernels():
+    kinds = lambda net: {k[0] for row in compact_plan(net).kernels for k in row}  # noqa: E731
+    assert kinds(exact_sobel_net()) == {"sep"}
+    assert kinds(CompactNet(separable=True).eval()) == {"sep"}
+    assert kinds(load_model("models/sobel.ckpt")) == {"full"}
+    with pytest.raises(ValueError, match="rank-1"):
+        compact_plan(load_model("models/sobel.ckpt"), separable=True)
+
+
+def test_training_mode_and_other_networks_are_left_to_torch():
+    from src.models import SeedAutoencoder
+
+    assert fused_runner(CompactNet()) is None  # training mode: eps in the magnitude, straight-through clamp
+    assert fused_runner(SeedAutoencoder().eval()) is None and fused_weights(SeedAutoencoder().eval()) is None
+
+
+def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
+    from .conftest import run_module
+
+    res = run_module("src.testing.bench", "--sizes", "0.01", "--repeats", "1", "--no-compile", "--copy-mb", "8",
+                     "--out", str(tmp_path / "b"))
+    assert res.returncode == 0, res.stderr[-2000:]
+    md = (tmp_path / "b.md").read_text()
+    assert "Memory-bandwidth bound" in md and "fraction of the bound" in md
+    for name in ("OpenCV Sobel pipeline", "predict: fused row bands", "2-thread pool", "same OpenCV steps", "torch eager",
+                 "sepFilter2D"):
+        assert name in md
+    rows = (tmp_path / "b.csv").read_text().splitlines()
+    assert len(rows) == 1 + 7 and "bound_fraction" in rows[0]
+
+
+def test_cuda_runner_is_for_cuda_networks_only():
+    from src.testing.runtime import cuda_runner
+
+    assert cuda_runner(exact_sobel_net()) is None
+
+
+def test_runtime_follows_weights_changed_in_place(rng):
+    net = exact_sobel_net()
+    rgb = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    before = fused_runner(net)(rgb)
+    with torch.no_grad():
+        net.head.weight.mul_(0.5)
+    after = fused_runner(net)(rgb)
+    assert np.abs(after - torch_forward(net, rgb)).max() <= 1e-5 and np.abs(after - before).max() > 1e-3
