@@ -42,8 +42,8 @@ screenshot: install  ## refresh figures/gradio.png: the browser test's screensho
 folders:  ## data/{raw,interim,processed}, figures/, models/
 	$(PYTHON) setup.py
 
-train: install  ## default run: compact net, Sobel, embedded data, 300 steps (Adam + L-BFGS finish) -> models/sobel.ckpt
-	$(PYTHON) -m src.experiment.train --model compact --filter sobel --data skimage --output models/sobel.ckpt
+train: install  ## default run: separable compact net, Sobel, embedded data, 150 steps (Adam + L-BFGS finish) -> models/sobel.ckpt
+	$(PYTHON) -m src.experiment.train --model compact --model-arg separable=True --filter sobel --data skimage --output models/sobel.ckpt
 
 train-autoencoder: install  ## the seed autoencoder, same data, its default 2000 Adam steps -> models/autoencoder.ckpt
 	$(PYTHON) -m src.experiment.train --model autoencoder --filter sobel --data skimage --output models/autoencoder.ckpt

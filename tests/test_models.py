@@ -115,3 +115,15 @@ def test_separable_checkpoint_round_trip(tmp_path):
     x = torch.rand(1, 3, 8, 9)
     with torch.no_grad():
         assert torch.equal(loaded(x), net(x))
+
+
+def test_every_network_option_has_a_checkpoint_bound():
+    """A checkpoint's model_kwargs are checked against LIMITS before anything is built: every constructor
+    option must be listed there, or checkpoints using it could not be loaded."""
+    import inspect
+
+    from src.models.networks import LIMITS, MODELS
+
+    for name, cls in MODELS.items():
+        options = set(inspect.signature(cls).parameters) - {"out_channels", "self"}
+        assert options <= set(LIMITS[name]), (name, options - set(LIMITS[name]))

@@ -28,7 +28,7 @@ DEFAULT_OUTPUTS.update({("pix2pix", "sobel"): "models/pix2pix.ckpt", ("unet", "s
 # same model as an idle one, only later. ``threads``: the default cap (the compact net's convolutions are
 # too small to gain from a second thread that another process may be using; see the knobs table).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "compact": dict(lr=3e-2, max_steps=300, steps_per_epoch=25, finish="lbfgs", finish_after=100, patience=4,
+    "compact": dict(lr=3e-2, max_steps=150, steps_per_epoch=25, finish="lbfgs", finish_after=100, patience=4,
                     batch_size=32, threads=1),
     "autoencoder": dict(lr=1e-3, max_steps=2000, steps_per_epoch=100, finish="none", patience=8, batch_size=32),
     "can": dict(lr=1e-3, max_steps=2000, steps_per_epoch=20, finish="none", patience=30, batch_size=16),

@@ -178,7 +178,7 @@ _CHANNELS = (int, 3, 3)
 LIMITS: dict[str, dict[str, tuple]] = {
     "compact": {"in_channels": _CHANNELS, "mix": (int, 0, 16), "kernel_size": (int, 1, 31), "pairs": (int, 0, 32),
                 "linear": (int, 0, 32), "hidden": (int, 0, 256), "eps": (float, 0.0, 1.0),
-                "padding": (str, ("reflect", "zeros"))},
+                "padding": (str, ("reflect", "zeros")), "separable": (bool, (True, False))},
     "autoencoder": {"in_channels": _CHANNELS},
     "can": {"in_channels": _CHANNELS, "width": (int, 1, 256), "depth": (int, 3, 16), "norm": (bool, (True, False)),
             "residual": (bool, (True, False, None))},
