@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import ast
 import math
-import os
 import sys
 import time
 from datetime import timedelta
@@ -165,17 +164,6 @@ def default_threads(model: str) -> int:
     return min(available_cores(), MODEL_DEFAULTS.get(model, {}).get("threads", available_cores()))
 
 
-def check_writable(path: Path, what: str) -> None:
-    """Fail now, in one line, if ``path`` (a file to be written later) cannot be written."""
-    if path.is_dir():
-        raise UserError(f"{what} {path}: is a folder, expected a file name")
-    parent = path.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{what} {path}: cannot write in {parent}")
-
-
 def resume_state(last: Path, cfg: dict[str, Any]) -> None:
     """Refuse, in one line, a missing, unreadable or foreign checkpoint before anything is written."""
     import torch
@@ -200,15 +188,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     cfg = resolve(args)
     import torch
 
+    from src.dataset.images import check_writable
     from src.filters import get_filter
     from src.threads import set_threads
 
     flt = get_filter(cfg["filter"], **cfg["filter_params"])
     output = Path(args.output or DEFAULT_OUTPUTS.get((args.model, flt.key), f"models/{args.model}-{flt.key}.ckpt"))
-    check_writable(output, "--output")
-    run_dir = Path(args.run_dir)
-    ckpt_dir = run_dir / output.stem / "checkpoints"
-    check_writable(ckpt_dir / "last.ckpt", "--run-dir")
+    check_writable(output.parent, files=(output.name,), what="--output")
+    ckpt_dir = Path(args.run_dir) / output.stem / "checkpoints"
+    check_writable(ckpt_dir, files=("last.ckpt",), what="--run-dir")
     if args.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UserError(f"--accelerator {args.accelerator}: no CUDA GPU is visible to torch here (use --accelerator cpu)")
     last = ckpt_dir / "last.ckpt"
