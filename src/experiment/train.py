@@ -220,8 +220,7 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
 
     from src.dataset import FilterDataModule
     from src.models import count_parameters, save_model
-    from src.models.callbacks import (TEMP_SUFFIX, AtomicCheckpointIO, FiniteGuard, GracefulInterrupt, RunConfig,
-                                      StagePlateau)
+    from src.models.callbacks import AtomicCheckpointIO, FiniteGuard, GracefulInterrupt, RunConfig, StagePlateau
     from src.models.checkpoint import read_checkpoint
     from src.models.lit import FilterRegressor
 
@@ -254,8 +253,6 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
             print(f"note: starting over; the previous run state in {ckpt_dir} is replaced (--resume continues it)")
         for f in stale:
             f.unlink()
-    for f in ckpt_dir.glob(f"*{TEMP_SUFFIX}") if ckpt_dir.is_dir() else []:
-        f.unlink()  # left by a kill during a save
     logger = _logger(args.logger, run_dir, output.stem)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr", mode="max", save_top_k=1,
                                  save_last=True, enable_version_counter=False)

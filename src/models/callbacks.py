@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import signal
@@ -23,23 +24,17 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from src.dataset.images import atomic_write_bytes
 from src.errors import UserError
 
-TEMP_SUFFIX = ".tmp-learn-filters"
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to ``<path><TEMP_SUFFIX>`` next to the target, flushed, then renamed over it."""
+    """Lightning checkpoints through the project's one writer, :func:`~src.dataset.images.atomic_write_bytes`:
+    a temp file beside the target, renamed over it; one left by a kill is swept by the next write."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + TEMP_SUFFIX)
-        with open(tmp, "wb") as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
+        atomic_write_bytes(path, buf.getvalue())
 
 
 class StagePlateau(pl.Callback):
