@@ -49,18 +49,18 @@ train-autoencoder: install  ## the seed autoencoder, same data, its default 2000
 	$(PYTHON) -m src.experiment.train --model autoencoder --filter sobel --data skimage --output models/autoencoder.ckpt
 
 evaluate: install  ## test table, CSV and grid figure for the shipped checkpoints
-	$(PYTHON) -m src.testing.evaluate --checkpoint models/sobel.ckpt
-	$(PYTHON) -m src.testing.evaluate --checkpoint models/autoencoder.ckpt
+	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/sobel.ckpt
+	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/autoencoder.ckpt
 
 test: install  ## the test suite (CI runs exactly this)
 	$(PYTHON) -m pytest -q tests
 
 bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel pipeline; a 100 MP tiled run
-	$(PYTHON) -m src.testing.bench
-	$(PYTHON) -m src.testing.bench --large 100 --tile 1024
+	$(PYTHON) -m src.experiment.bench
+	$(PYTHON) -m src.experiment.bench --large 100 --tile 1024
 
 quantize: install  ## fp16 / bf16 / int8 copies of the shipped checkpoints: file size and test PSNR -> figures/quantize.{csv,md}
-	$(PYTHON) -m src.testing.quantize
+	$(PYTHON) -m src.experiment.quantize
 
 demo: install  ## the Gradio demo on http://127.0.0.1:7860
 	$(PYTHON) demo_gradio.py
@@ -78,7 +78,7 @@ sweeps: install  ## params vs PSNR on Sobel (9 nets) and CAN depth 3..7 on Sobel
 	$(PYTHON) -m src.experiment.sweep depth
 
 figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~40 s)
-	$(PYTHON) -m src.testing.figures
+	$(PYTHON) -m src.reports.figures
 
 train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN) on one GPU -> models/pix2pix.ckpt
 	$(PYTHON) -m src.experiment.train --model pix2pix --crop 128 --batch-size 32 --accelerator gpu --precision bf16-mixed --channels-last --num-workers 8 --max-steps 40000 --steps-per-epoch 500 --output models/pix2pix.ckpt --quiet
@@ -90,10 +90,10 @@ gpu-bench: install  ## GPU figures in <= 8 min -> figures/gpu-bench.{json,md}
 	$(PYTHON) scripts/gpu_bench.py
 
 knobs: install  ## each speed knob's measured speed-up on this CPU (+ GPU rows from gpu-bench) -> figures/knobs.{csv,md}
-	$(PYTHON) -m src.testing.knobs
+	$(PYTHON) -m src.experiment.knobs
 
 knobs-threads: install  ## training at 1 vs 2 threads, idle and with one core busy (the default's evidence) -> figures/knobs-threads.{csv,md}
-	$(PYTHON) -m src.testing.knobs --only threads --out figures/knobs-threads
+	$(PYTHON) -m src.experiment.knobs --only threads --out figures/knobs-threads
 
 ablation-gan: install  ## L1-only U-Net vs Pix2Pix, same data and batches -> figures/ablation-gan.{csv,png}
 	$(PYTHON) scripts/ablation_gan.py --batches 300

@@ -26,10 +26,11 @@ import gradio as gr  # noqa: E402
 
 from PIL import Image  # noqa: E402
 
-from src.dataset.images import MAX_PIXELS  # noqa: E402
-from src.errors import UserError, run_cli  # noqa: E402
+from src.io.images import MAX_PIXELS  # noqa: E402
+from src.errors import UserError  # noqa: E402
+from src.cli import run_cli
 from src.filters import available  # noqa: E402
-from src.testing.demo_support import (  # noqa: E402
+from src.demo.support import (  # noqa: E402
     TILE, TILE_ABOVE_PIXELS, Checkpoint, HeavyGate, compare, find_checkpoints, load_checkpoint, read_upload,
     write_examples, write_panels,
 )

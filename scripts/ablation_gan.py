@@ -17,11 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src.dataset import load_split  # noqa: E402
-from src.dataset.images import atomic_write_bytes  # noqa: E402
+from src.io.files import atomic_write_bytes  # noqa: E402
 from src.experiment.train import build_parser, train  # noqa: E402
 from src.filters import get_filter  # noqa: E402
 from src.models import load_model  # noqa: E402
-from src.testing.evaluate import evaluate_images  # noqa: E402
+from src.evaluation.evaluate import evaluate_images  # noqa: E402
 
 
 def main(argv=None) -> None:

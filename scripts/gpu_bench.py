@@ -10,7 +10,7 @@
 2. Test PSNR/SSIM after 2 minutes of training with all knobs (the real training entry point).
 3. The compact Sobel net (models/sobel.ckpt) on 4096x4096: gigapixels/s of the network on the GPU, and of
    ``predict`` end to end (uint8 upload, the compiled kernel, float download).
-4. The fused compact-net kernel (``src.testing.runtime.fused_torch`` through torch.compile, fp32 arithmetic)
+4. The fused compact-net kernel (``src.inference.runtime.fused_torch`` through torch.compile, fp32 arithmetic)
    on a batch of 8 x 4096² uint8 images already on the GPU, float32 and uint8 out, against a plain torch
    Sobel (``sobel_magnitude`` on the same pixels) and the HBM bound: the device's copy bandwidth over the
    bytes a pixel must move (3 in + 4 out, or 3 + 1); with its max abs difference from the eager network.
@@ -34,9 +34,9 @@ from src.dataset import FilterDataModule  # noqa: E402
 from src.filters import get_filter  # noqa: E402
 from src.models.lit_pix2pix import Pix2PixModule  # noqa: E402
 from src.models.pix2pix import unet_depth  # noqa: E402
-from src.testing.knobs import Throughput  # noqa: E402  (shared with the CPU knobs table)
-from src.dataset.images import atomic_write_bytes  # noqa: E402
-from src.errors import strict_json  # noqa: E402
+from src.experiment.knobs import Throughput  # noqa: E402  (shared with the CPU knobs table)
+from src.io.files import atomic_write_bytes  # noqa: E402
+from src.cli import strict_json  # noqa: E402
 
 KNOBS = ("bf16", "channels_last", "benchmark", "compile")
 
@@ -79,7 +79,7 @@ def _compact_net(cfg: dict):
 
 
 def compact_gigapixels(cfg: dict) -> dict:
-    from src.testing import predict
+    from src.inference.predict import predict
 
     device, net = _compact_net(cfg)
     s = cfg["big"]
@@ -97,7 +97,7 @@ def compact_gigapixels(cfg: dict) -> dict:
 def fused_gigapixels(cfg: dict) -> dict:
     """Section 4: GP/s of the compiled compact-net kernel vs a plain torch Sobel and the HBM bound."""
     from src.filters.sobel import sobel_magnitude
-    from src.testing.runtime import compiled_fused_torch, fused_torch, fused_weights
+    from src.inference.runtime import compiled_fused_torch, fused_torch, fused_weights
 
     device, net = _compact_net(cfg)
     b, s = cfg["fused_batch"], cfg["big"]

@@ -28,14 +28,15 @@ import pytest
 import torch
 from PIL import Image
 
-from src.dataset.images import read_rgb
-from src.errors import UserError, run_cli
+from src.io.images import read_rgb
+from src.errors import UserError
+from src.cli import run_cli
 from src.models import CompactNet, exact_sobel_net, load_model, save_model
-from src.testing.demo_support import to_uint8
-from src.testing.predict import NonFiniteOutput, predict
+from src.demo.support import to_uint8
+from src.inference.predict import NonFiniteOutput, predict
 
-predict_cli = importlib.import_module("src.testing.predict")  # src.testing re-exports the function `predict`
-evaluate_cli = importlib.import_module("src.testing.evaluate")
+predict_cli = importlib.import_module("src.inference.predict")  # src.testing re-exports the function `predict`
+evaluate_cli = importlib.import_module("src.evaluation.evaluate")
 ROOT = Path(__file__).resolve().parents[1]
 WAIT_S = 90
 PAYLOAD = "lf_corpus_payload"  # a module that must never be imported on a checkpoint's word
@@ -632,7 +633,7 @@ def test_python_m_predict_gives_the_same_one_line_as_in_process(image, ckpt, rea
     """The in-process runs above stand for ``python -m``: a sample checked through the real entry point."""
     folder, marker = ckpt_corpus
     env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{folder}", PYTHONWARNINGS="ignore")
-    res = subprocess.run([sys.executable, "-m", "src.testing.predict", "--checkpoint", str(folder / ckpt if ckpt else good_ckpt),
+    res = subprocess.run([sys.executable, "-m", "src.inference.predict", "--checkpoint", str(folder / ckpt if ckpt else good_ckpt),
                           "--input", str(corpus[image][0]), "--output", str(tmp_path / "out")],
                          cwd=folder, env=env, capture_output=True, text=True, timeout=300)
     assert_one_line_error(res.returncode, res.stderr, reason)

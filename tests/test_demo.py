@@ -13,11 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from src.dataset.images import atomic_write_bytes, read_rgb
+from src.io.images import read_rgb
+from src.io.files import atomic_write_bytes
 from src.models import exact_sobel_net, load_model, save_model
-from src.testing import demo_support
-from src.testing.demo_support import Checkpoint, compare, find_checkpoints, to_uint8
-from src.testing.predict import predict
+from src.demo import support as demo_support
+from src.demo.support import Checkpoint, compare, find_checkpoints, to_uint8
+from src.inference.predict import predict
 from tests.conftest import ROOT
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")

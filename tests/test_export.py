@@ -2,7 +2,7 @@
 import pytest
 
 from src.models import CompactNet, SeedAutoencoder, exact_sobel_net
-from src.testing.export import export_onnx, onnx_max_difference
+from src.inference.export import export_onnx, onnx_max_difference
 
 
 @pytest.mark.parametrize("net", [exact_sobel_net(), CompactNet(mix=0, pairs=2, linear=1, hidden=4), SeedAutoencoder()],

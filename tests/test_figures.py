@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from src.errors import UserError
-from src.testing.figures import error_by_distance, main
+from src.reports.figures import error_by_distance, main
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 

@@ -13,17 +13,19 @@ import pytest
 import torch
 from PIL import Image
 
-from src.dataset.images import atomic_write_bytes, check_writable, list_images
-from src.dataset.pairs import match_pairs
+from src.io.images import list_images
+from src.io.files import atomic_write_bytes, check_writable
+from src.filters.pairs import match_pairs
 from src.dataset.sources import load_split
-from src.errors import UserError, one_line, run_cli, strict_json
+from src.errors import UserError, one_line
+from src.cli import run_cli, strict_json
 from src.models import CompactNet, exact_sobel_net, save_model
 from src.models.checkpoint import check_device
-from src.testing.demo_support import HeavyGate
-from src.testing.metrics import image_metrics, psnr, ssim
+from src.demo.support import HeavyGate
+from src.evaluation.metrics import image_metrics, psnr, ssim
 
-predict_cli = importlib.import_module("src.testing.predict")
-evaluate_cli = importlib.import_module("src.testing.evaluate")
+predict_cli = importlib.import_module("src.inference.predict")
+evaluate_cli = importlib.import_module("src.evaluation.evaluate")
 
 
 def run_main(main, argv, capsys):
@@ -53,7 +55,7 @@ def test_psnr_of_a_non_finite_prediction_is_nan_not_the_cap(bad):
 
 
 def test_psnr_in_chunks_equals_the_direct_formula(monkeypatch, rng):
-    import src.testing.metrics as metrics
+    import src.evaluation.metrics as metrics
 
     a, b = rng.random((37, 41)), rng.random((37, 41))
     want = 10 * np.log10(1 / np.mean((a - b) ** 2))
@@ -250,12 +252,12 @@ def test_old_style_temp_files_are_cleaned_once_an_hour_old(tmp_path):
 
 
 def test_a_killed_write_leaves_a_temp_file_that_the_next_run_removes(tmp_path):
-    code = ("import os, signal\nfrom src.dataset import images\n"
+    code = ("import os, signal\nfrom src.io import files as images\n"
             "images.os.replace = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
             f"images.atomic_write_bytes({str(tmp_path / 'x.png')!r}, b'data')\n")
     subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1])
     assert [p.name.endswith(".part") for p in tmp_path.iterdir()] == [True] and not (tmp_path / "x.png").exists()
-    subprocess.run([sys.executable, "-c", "from src.dataset.images import atomic_write_bytes as w; "
+    subprocess.run([sys.executable, "-c", "from src.io.files import atomic_write_bytes as w; "
                     f"w({str(tmp_path / 'y.png')!r}, b'ok')"], cwd=Path(__file__).resolve().parents[1], check=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["y.png"]
 

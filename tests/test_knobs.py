@@ -1,8 +1,8 @@
-"""The speed-knob table (src.testing.knobs): every knob measured as a pair, written as CSV and Markdown."""
+"""The speed-knob table (src.experiment.knobs): every knob measured as a pair, written as CSV and Markdown."""
 import csv
 import math
 
-from src.testing.knobs import Row, format_rate, format_speedup, gpu_rows, speedup, to_markdown
+from src.experiment.knobs import Row, format_rate, format_speedup, gpu_rows, speedup, to_markdown
 
 from .conftest import run_module
 
@@ -11,7 +11,7 @@ CPU_KNOBS = {"threads", "channels_last", "no_grad", "inference_mode", "bf16", "c
 
 
 def test_quick_run_measures_every_knob_and_no_row_failed(tmp_path):
-    res = run_module("src.testing.knobs", "--quick", "--threads", "1", "--out", str(tmp_path / "knobs"),
+    res = run_module("src.experiment.knobs", "--quick", "--threads", "1", "--out", str(tmp_path / "knobs"),
                      "--gpu-json", str(tmp_path / "absent.json"), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "knobs.csv").open()))
@@ -37,7 +37,7 @@ def test_compiled_can_equals_eager_within_tolerance():
     import torch
 
     from src.models.can import ContextAggregationNet
-    from src.testing.knobs import COMPILE_TOLERANCE
+    from src.experiment.knobs import COMPILE_TOLERANCE
 
     torch.manual_seed(0)
     net, x = ContextAggregationNet(width=4, depth=3).eval(), torch.rand(1, 3, 24, 20)
@@ -67,7 +67,7 @@ def test_gpu_bench_json_becomes_gpu_rows_against_fp32_without_knobs():
 
 def test_out_below_a_file_exits_2_with_one_line_before_measuring(tmp_path):
     (tmp_path / "file.txt").write_text("not a folder")
-    res = run_module("src.testing.knobs", "--quick", "--out", str(tmp_path / "file.txt" / "knobs"), timeout=60)
+    res = run_module("src.experiment.knobs", "--quick", "--out", str(tmp_path / "file.txt" / "knobs"), timeout=60)
     assert res.returncode == 2
     assert res.stderr.strip().startswith("error:") and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "is a file, not a folder" in res.stderr and not list(tmp_path.glob("**/*.csv"))

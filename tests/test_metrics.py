@@ -4,8 +4,8 @@ import pytest
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from src.testing import metrics
-from src.testing.metrics import border_mask, image_metrics, psnr, ssim
+from src.evaluation import metrics
+from src.evaluation.metrics import border_mask, image_metrics, psnr, ssim
 
 
 def test_psnr_of_a_known_error():
@@ -41,7 +41,7 @@ def test_psnr_by_size_evaluates_each_size_at_native_resolution(photo):
     from src.dataset import NamedImage
     from src.filters import get_filter
     from src.models import exact_sobel_net
-    from src.testing.sizes import psnr_by_size
+    from src.experiment.sizes import psnr_by_size
 
     rows = psnr_by_size(exact_sobel_net(), get_filter("sobel"), [NamedImage("a", photo)], sizes=((7, 5), (64, 33)))
     assert [r["size"] for r in rows] == ["7x5", "64x33"]

@@ -3,12 +3,13 @@ import numpy as np
 import pytest
 import torch
 
-from src.dataset.images import write_png
-from src.dataset.pairs import PairsDataModule, load_pairs, match_pairs
+from src.io.images import write_png
+from src.dataset.pairs import PairsDataModule
+from src.filters.pairs import load_pairs, match_pairs
 from src.errors import UserError
 from src.filters import get_filter
 from src.models import ContextAggregationNet, build_model, load_model, save_model
-from src.testing.predict import predict
+from src.inference.predict import predict
 from tests.conftest import run_module
 
 
@@ -113,7 +114,7 @@ def test_can_checkpoint_round_trip(tmp_path):
 
 
 def test_short_training_recovers_the_random_kernel():
-    from src.experiment.zoo import cosine_similarity, effective_kernel
+    from src.evaluation.kernels import cosine_similarity, effective_kernel
 
     torch.manual_seed(0)
     flt = get_filter("random", seed=0, size=3)

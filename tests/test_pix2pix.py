@@ -10,7 +10,7 @@ from src.models import CompactNet, build_model, exact_sobel_net, load_model, sav
 from src.models.lit_pix2pix import Pix2PixModule, linear_decay
 from src.models.pix2pix import PatchDiscriminator, UNetGenerator, unet_depth
 from src.testing import predict
-from src.testing.metrics import psnr
+from src.evaluation.metrics import psnr
 from src.models.layers import run_any_size
 
 from .conftest import run_module

@@ -6,12 +6,12 @@ import pytest
 import torch
 import torch.ao.nn.quantized as nnq
 
-from src.errors import run_cli
+from src.cli import run_cli
 from src.models import CompactNet, SeedAutoencoder, exact_sobel_net, save_model
-from src.testing.metrics import psnr
-from src.testing.predict import predict
-from src.testing.quantize import (cast_state, dynamic_int8, int8_weight_state, main, quantize_weights_int8,
-                                  quantized_layers, serialized_size, static_int8, tensor_bytes, with_state)
+from src.evaluation.metrics import psnr
+from src.inference.predict import predict
+from src.experiment.quantize import main
+from src.inference.precision import cast_state, dynamic_int8, int8_weight_state, quantize_weights_int8, quantized_layers, serialized_size, static_int8, tensor_bytes, with_state
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*deprecated")
 

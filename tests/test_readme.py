@@ -94,7 +94,7 @@ def test_committed_evaluation_csv_is_the_shipped_checkpoints_score():
     """figures/eval-*.csv are what `make evaluate` gives for the committed checkpoints today."""
     from src.dataset.sources import load_split
     from src.models import load_model
-    from src.testing.evaluate import checkpoint_filter, evaluate_images
+    from src.evaluation.evaluate import checkpoint_filter, evaluate_images
 
     test_images = load_split("skimage", "test")
     for csv_name, ckpt in RESULT_ROWS.values():

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from src.models import CompactNet, exact_sobel_net, load_model
-from src.testing.runtime import compact_plan, fused_runner, fused_torch, fused_weights
+from src.inference.runtime import compact_plan, fused_runner, fused_torch, fused_weights
 
 
 def with_head(net, weight, bias):
@@ -90,7 +90,7 @@ def test_training_mode_and_other_networks_are_left_to_torch():
 def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
     from .conftest import run_module
 
-    res = run_module("src.testing.bench", "--sizes", "0.01", "--repeats", "1", "--no-compile", "--copy-mb", "8",
+    res = run_module("src.experiment.bench", "--sizes", "0.01", "--repeats", "1", "--no-compile", "--copy-mb", "8",
                      "--out", str(tmp_path / "b"))
     assert res.returncode == 0, res.stderr[-2000:]
     md = (tmp_path / "b.md").read_text()
@@ -103,7 +103,7 @@ def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
 
 
 def test_cuda_runner_is_for_cuda_networks_only():
-    from src.testing.runtime import cuda_runner
+    from src.inference.runtime import cuda_runner
 
     assert cuda_runner(exact_sobel_net()) is None
 

@@ -2,7 +2,8 @@
 import pytest
 
 from src.errors import UserError
-from src.experiment.sweep import depth_runs, main, markdown, read_rows, size_runs, smallest_reaching, write_outputs
+from src.experiment.sweep import depth_runs, main, markdown, size_runs, smallest_reaching, write_outputs
+from src.io.tables import read_csv
 
 
 def rows():
@@ -32,7 +33,7 @@ def test_outputs_are_written_and_read_back(tmp_path):
     assert (tmp_path / "sweep-size.png").read_bytes()[:4] == b"\x89PNG"
     md = (tmp_path / "sweep-size.md").read_text()
     assert "| sobel | compact k5 | 55 | 58.00 |" in md and "compact k5, 55 parameters, 58.00 dB" in md
-    back = read_rows(tmp_path / "sweep-size.csv")
+    back = read_csv(tmp_path / "sweep-size.csv")
     assert back[2]["params"] == 2075 and back[2]["psnr"] == 47.0 and back[2]["receptive_field"] == 17
     write_outputs("depth", [r for r in rows() if "receptive_field" in r], 60, tmp_path)
     assert (tmp_path / "sweep-depth.png").exists()
@@ -49,7 +50,7 @@ def test_budget_must_be_positive_and_figures_a_folder(tmp_path):
 def test_one_real_sweep_run_trains_and_measures(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # checkpoints go to ./models/zoo
     assert main(["size", "--limit", "1", "--steps", "130", "--repeats", "1", "--figures", str(tmp_path / "fig")]) == 0
-    (row,) = read_rows(tmp_path / "fig" / "sweep-size.csv")
+    (row,) = read_csv(tmp_path / "fig" / "sweep-size.csv")
     assert row["label"] == "compact k3" and row["params"] == 23 and row["psnr"] > 15.0
     assert (tmp_path / "models" / "zoo" / "compact-kernel_size3-sobel.ckpt").exists()
 
@@ -60,7 +61,7 @@ def test_shards_merge_into_one_sweep_and_unknown_filters_are_refused(tmp_path):
     write_outputs("size", [b], "45 optimiser steps", tmp_path, "shard-b")
     assert main(["size", "--merge", str(tmp_path / "shard-a.csv"), str(tmp_path / "shard-b.csv"),
                  "--figures", str(tmp_path)]) == 0
-    assert [r["label"] for r in read_rows(tmp_path / "sweep-size.csv")] == ["compact k3", "compact k5"]
+    assert [r["label"] for r in read_csv(tmp_path / "sweep-size.csv")] == ["compact k3", "compact k5"]
     assert (tmp_path / "sweep-size.png").exists()
     with pytest.raises(UserError, match="no depth runs on gaussian"):
         main(["depth", "--filters", "gaussian", "--figures", str(tmp_path)])

@@ -79,7 +79,7 @@ def test_train_command_writes_a_loadable_checkpoint_and_logs(trained):
 
 
 def test_evaluate_command_writes_csv_and_grid(trained, tmp_path):
-    res = run_module("src.testing.evaluate", "--checkpoint", str(trained), "--figures", str(tmp_path), "--name", "ev")
+    res = run_module("src.evaluation.evaluate", "--checkpoint", str(trained), "--figures", str(tmp_path), "--name", "ev")
     assert res.returncode == 0, res.stderr[-2000:]
     rows = list(csv.DictReader(open(tmp_path / "ev.csv")))
     assert [r["image"] for r in rows] == ["astronaut", "coffee", "camera", "coins", "mean"]
@@ -93,7 +93,7 @@ def test_predict_command_on_a_folder_keeps_sizes(trained, tmp_path, photo):
     Image.fromarray(photo).save(src / "a.png")
     Image.fromarray(photo[:33, :17, 0]).save(src / "sub" / "b.jpg")
     (src / "bad.png").write_text("not an image")
-    res = run_module("src.testing.predict", "--checkpoint", str(trained), "--input", str(src), "--output", str(tmp_path / "out"), "--png16")
+    res = run_module("src.inference.predict", "--checkpoint", str(trained), "--input", str(src), "--output", str(tmp_path / "out"), "--png16")
     assert res.returncode == 1, "one file failed, the others were written"
     assert "skipped:" in res.stdout and "bad.png" in res.stdout
     a = np.asarray(Image.open(tmp_path / "out" / "a.png"))
@@ -103,11 +103,11 @@ def test_predict_command_on_a_folder_keeps_sizes(trained, tmp_path, photo):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["src.testing.predict", "--checkpoint", "nope.ckpt", "--input", "x", "--output", "y"], "nope.ckpt: no such checkpoint"),
+    (["src.inference.predict", "--checkpoint", "nope.ckpt", "--input", "x", "--output", "y"], "nope.ckpt: no such checkpoint"),
     (["src.experiment.train", "--filter", "sobell", "--max-steps", "1"], "unknown filter 'sobell'"),
     (["src.experiment.train", "--data", "/no/such/dir", "--max-steps", "1"], "--data '/no/such/dir': not 'skimage'"),
     (["src.experiment.train", "--model", "resnet", "--max-steps", "1"], "unknown model 'resnet'"),
-    (["src.testing.evaluate", "--checkpoint", "setup.py"], "not a readable checkpoint"),
+    (["src.evaluation.evaluate", "--checkpoint", "setup.py"], "not a readable checkpoint"),
 ])
 def test_bad_command_lines_fail_with_one_line(args, message, tmp_path):
     res = run_module(*args, cwd=Path(__file__).resolve().parents[1])
@@ -120,7 +120,7 @@ def test_bad_command_lines_fail_with_one_line(args, message, tmp_path):
 def test_predict_on_a_single_bad_file_writes_nothing(trained, tmp_path):
     bad = tmp_path / "empty.png"
     bad.write_bytes(b"")
-    res = run_module("src.testing.predict", "--checkpoint", str(trained), "--input", str(bad), "--output", str(tmp_path / "out"))
+    res = run_module("src.inference.predict", "--checkpoint", str(trained), "--input", str(bad), "--output", str(tmp_path / "out"))
     assert res.returncode == 2 and f"{bad}: empty file" in res.stderr  # the one file's own reason
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
@@ -130,7 +130,7 @@ def test_evaluate_can_record_its_metrics_in_the_checkpoint(trained, tmp_path):
 
     ckpt = tmp_path / "copy.ckpt"
     shutil.copy(trained, ckpt)
-    res = run_module("src.testing.evaluate", "--checkpoint", str(ckpt), "--figures", str(tmp_path), "--name", "ev", "--record")
+    res = run_module("src.evaluation.evaluate", "--checkpoint", str(ckpt), "--figures", str(tmp_path), "--name", "ev", "--record")
     assert res.returncode == 0, res.stderr[-2000:]
     mean = list(csv.DictReader(open(tmp_path / "ev.csv")))[-1]
     assert load_model(ckpt).meta["metrics"]["test_psnr"] == pytest.approx(float(mean["psnr"]))

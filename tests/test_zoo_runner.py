@@ -4,12 +4,13 @@ import pytest
 import torch
 
 from src.errors import UserError
-from src.experiment.zoo import cosine_similarity, effective_kernel, main, markdown_table, model_args, plot_kernels
+from src.experiment.zoo import main, markdown_table, model_args
+from src.evaluation.kernels import cosine_similarity, effective_kernel, plot_kernels
 from src.filters import get_filter
 from src.filters.functional import BT601
 from src.filters.linear import unit_affine
 from src.models import build_model
-from src.testing.predict import predict
+from src.inference.predict import predict
 
 
 def exact_linear_net(flt):
@@ -59,18 +60,19 @@ def test_zoo_refuses_unknown_filters_and_models_before_training():
 
 
 def test_shards_merge_into_one_table_in_zoo_order(tmp_path):
-    from src.experiment.zoo import read_table, write_table
+    from src.experiment.zoo import write_table
+    from src.io.tables import read_csv
 
     row = {"ssim": 0.9, "params": 55, "net_mps": 10.0, "ref_mps": 5.0, "speed_ratio": 2.0, "train_s": 60.0}
     write_table([dict(row, filter="stylization", model="can", psnr=20.0)], 60, tmp_path, "b")
     write_table([dict(row, filter="sobel", model="autoencoder", psnr=21.0), dict(row, filter="sobel", model="compact", psnr=50.0)],
                 60, tmp_path, "a")
     assert main(["--merge", str(tmp_path / "b.csv"), str(tmp_path / "a.csv"), "--figures", str(tmp_path), "--threads", "1"]) == 0
-    rows = read_table(tmp_path / "zoo.csv")
+    rows = read_csv(tmp_path / "zoo.csv")
     assert [(r["filter"], r["model"]) for r in rows] == [("sobel", "compact"), ("sobel", "autoencoder"), ("stylization", "can")]
     assert rows[0]["params"] == 55 and rows[0]["psnr"] == 50.0
     assert "1 CPU thread(s) per run" in (tmp_path / "zoo.md").read_text()
-    with pytest.raises(UserError, match="no results table"):
+    with pytest.raises(UserError, match="no table at"):
         main(["--merge", str(tmp_path / "missing.csv"), "--figures", str(tmp_path)])
 
 
@@ -78,7 +80,7 @@ def test_trivial_psnr_is_all_zeros_for_gray_filters_and_the_input_for_rgb_ones()
     from src.dataset.sources import load_split
     from src.experiment.zoo import trivial_psnr
     from src.models import exact_sobel_net
-    from src.testing.evaluate import evaluate_images
+    from src.evaluation.evaluate import evaluate_images
 
     sobel = get_filter("sobel")
     _, mean = evaluate_images(exact_sobel_net(), sobel, load_split("skimage", "test"))

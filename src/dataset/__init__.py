@@ -2,8 +2,9 @@
 
 The Lightning data module is imported lazily, so the download and prepare commands start without torch.
 """
-from src.dataset.images import MAX_PIXELS, list_images, read_rgb, to_rgb_uint8, write_png
-from src.dataset.sources import EMBEDDED_SPLITS, NamedImage, embedded_images, load_split
+from src.io.images import MAX_PIXELS, list_images, read_rgb, to_rgb_uint8, write_png
+from src.dataset.sources import EMBEDDED_SPLITS, embedded_images, load_split
+from src.io.images import NamedImage
 
 _LAZY = {"FilterDataModule", "RandomCrops", "WholeImages", "to_tensor"}
 

@@ -8,7 +8,8 @@ from typing import Callable, Iterator
 
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from src.dataset.sources import NamedImage, load_split
+from src.dataset.sources import load_split
+from src.io.images import NamedImage
 from src.filters import Filter
 
 

@@ -37,8 +37,9 @@ from urllib.request import Request, getproxies, proxy_bypass, urlopen
 from tqdm import tqdm
 
 from src.dataset.catalog import DATASETS, DataSet, Resource, data_root, get_dataset, human_bytes
-from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, run_cli, strict_json
+from src.io.files import atomic_write_bytes
+from src.errors import UserError
+from src.cli import run_cli, strict_json
 
 CONNECT_TIMEOUT = 10.0  # seconds, per connect and per read
 RETRIES = 3  # resumes after a cut connection, within one run

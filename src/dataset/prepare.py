@@ -38,9 +38,12 @@ import numpy as np
 
 from src.dataset.catalog import DATASETS, SIZES, DataSet, data_root, get_dataset, parse_data_spec
 from src.dataset.download import downloaded_images, fingerprint, raw_folder, read_json, require_downloaded, write_json
-from src.dataset.images import atomic_write_bytes, read_rgb, write_png
-from src.dataset.sources import SPLITS, NamedImage, folder_split_of
-from src.errors import UserError, run_cli
+from src.io.images import read_rgb, write_png
+from src.io.files import atomic_write_bytes
+from src.dataset.splits import SPLITS, folder_split_of
+from src.io.images import NamedImage
+from src.errors import UserError
+from src.cli import parse_params, run_cli
 from src.filters import Filter, get_filter
 
 VERSION = 1  # bump when the interim or processed format changes
@@ -304,7 +307,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = " / ".join(f"{manifest['counts'][s]} {s}" for s in SPLITS)
     print(f"{ds.name} {size}: {counts} images in {interim_folder(ds, size, args.data_root)}")
     if args.filter != "none":
-        from src.experiment.train import parse_params  # the training CLI's KEY=VALUE rules, shared
 
         flt = get_filter(args.filter, **parse_params(args.filter_param, "--filter-param"))
         prepare_processed(ds, size, flt, args.data_root, args.workers)

@@ -1,15 +1,14 @@
 """Where images come from: scikit-image's bundled photos (the default, no download) or a folder."""
 from __future__ import annotations
 
-import hashlib
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from src.dataset.catalog import DATASETS, parse_data_spec
-from src.dataset.images import list_images, read_rgb, to_rgb_uint8
+from src.dataset.prepare import load_prepared_split
+from src.dataset.splits import SPLITS, assign_splits
+from src.io.images import NamedImage, list_images, read_rgb, to_rgb_uint8
 from src.errors import UserError
 
 # scikit-image ships these with its wheel. Split by image, so no test picture is ever trained on.
@@ -21,13 +20,6 @@ EMBEDDED_SPLITS: dict[str, tuple[str, ...]] = {
     "val": ("chelsea", "page"),
     "test": ("astronaut", "coffee", "camera", "coins"),
 }
-SPLITS = ("train", "val", "test")
-
-
-@dataclass
-class NamedImage:
-    name: str
-    rgb: np.ndarray  # (H, W, 3) uint8
 
 
 def embedded_images(split: str) -> list[NamedImage]:
@@ -37,16 +29,6 @@ def embedded_images(split: str) -> list[NamedImage]:
     if split not in EMBEDDED_SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {SPLITS}")
     return [NamedImage(n, to_rgb_uint8(getattr(skimage.data, n)())) for n in EMBEDDED_SPLITS[split]]
-
-
-def folder_split_of(relative_path: str, val_fraction: float = 0.1, test_fraction: float = 0.1) -> str:
-    """Deterministic split of one file by a hash of its relative path (stable as files are added)."""
-    h = int(hashlib.sha1(relative_path.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-    if h < test_fraction:
-        return "test"
-    if h < test_fraction + val_fraction:
-        return "val"
-    return "train"
 
 
 def folder_images(root: str | Path, split: str | None = None, problems: list[str] | None = None,
@@ -60,7 +42,7 @@ def folder_images(root: str | Path, split: str | None = None, problems: list[str
     root = Path(root)
     paths, skipped = list_images(root)
     if split is not None:
-        paths = _assign_folder_splits(root, paths)[split]
+        paths = assign_splits(paths, lambda p: str(p.relative_to(root)))[split]
     out, bad = [], []
     for p in paths:
         said: list[str] | None = [] if notes is not None else None
@@ -80,17 +62,6 @@ def folder_images(root: str | Path, split: str | None = None, problems: list[str
     return out
 
 
-def _assign_folder_splits(root: Path, paths: list[Path]) -> dict[str, list[Path]]:
-    splits: dict[str, list[Path]] = {s: [] for s in SPLITS}
-    for p in paths:
-        splits[folder_split_of(str(p.relative_to(root)))].append(p)
-    # Small folders: make sure val and test each get an image, taken from the end of train.
-    for s in ("test", "val"):
-        if not splits[s] and len(splits["train"]) >= 3:
-            splits[s].append(splits["train"].pop())
-    return splits
-
-
 def load_split(data: str, split: str) -> list[NamedImage]:
     """Images of ``split`` from ``data``: ``"skimage"`` (embedded), a data set ``NAME[:SIZE]`` or a folder."""
     if split not in SPLITS:
@@ -98,8 +69,6 @@ def load_split(data: str, split: str) -> list[NamedImage]:
     if data == "skimage":
         return embedded_images(split)
     if parse_data_spec(data) is not None:  # data/interim when prepared, else prepared now from data/raw
-        from src.dataset.prepare import load_prepared_split
-
         return load_prepared_split(data, split)
     root = Path(data)
     if not root.exists():

@@ -14,13 +14,15 @@ on Sobel, whose support is 5 x 5, and on OpenCV's edge-preserving filter, whose 
 from __future__ import annotations
 
 import argparse
-import io
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, run_cli, strict_json
+from src.io.files import atomic_write_bytes
+from src.io.plots import pyplot, save_figure
+from src.io.tables import read_csv, write_csv
+from src.errors import UserError
+from src.cli import run_cli, strict_json
 
 TARGET_DB = 45.0
 
@@ -76,12 +78,7 @@ def markdown(kind: str, rows: list[dict], budget: str) -> str:
 
 
 def plot(kind: str, rows: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = pyplot().subplots(figsize=(7, 4.2))
     if kind == "size":
         for model, marker in (("compact", "o"), ("can", "s"), ("autoencoder", "^")):
             pts = [r for r in rows if r["model"] == model]
@@ -105,26 +102,15 @@ def plot(kind: str, rows: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    save_figure(fig, path, dpi=90)
 
 
 def write_outputs(kind: str, rows: list[dict], budget: str, out_dir: Path, stem: str | None = None) -> None:
-    from src.experiment.zoo import write_rows_csv
-
     stem = stem or f"sweep-{kind}"
-    write_rows_csv(out_dir / f"{stem}.csv", rows)
+    write_csv(out_dir / f"{stem}.csv", rows)
     atomic_write_bytes(out_dir / f"{stem}.md", markdown(kind, rows, budget).encode())
     plot(kind, rows, out_dir / f"{stem}.png")
 
-
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a sweep CSV with numbers parsed (for ``make figures`` and ``--merge``)."""
-    from src.experiment.zoo import read_table
-
-    return read_table(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"--figures {out_dir} is a file, not a folder")
 
     if args.merge:
-        rows = [r for p in args.merge for r in read_rows(Path(p))]
+        rows = [r for p in args.merge for r in read_csv(Path(p))]
         write_outputs(args.kind, rows, budget, out_dir, args.stem)
         print(markdown(args.kind, rows, budget))
         return 0

@@ -10,7 +10,6 @@ from its last checkpoint to the same final weights.
 from __future__ import annotations
 
 import argparse
-import ast
 import math
 import sys
 import time
@@ -18,7 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
-from src.errors import UserError, run_cli, strict_json
+from src.errors import UserError
+from src.cli import parse_params, run_cli, strict_json
 
 DEFAULT_OUTPUTS = {("compact", "sobel"): "models/sobel.ckpt", ("autoencoder", "sobel"): "models/autoencoder.ckpt"}
 DEFAULT_OUTPUTS.update({("pix2pix", "sobel"): "models/pix2pix.ckpt", ("unet", "sobel"): "models/unet.ckpt"})
@@ -37,20 +37,6 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 # Settings that define a run: --resume refuses a checkpoint whose values differ.
 RUN_KEYS = ("model", "model_kwargs", "filter", "filter_params", "data", "crop", "batch_size", "steps_per_epoch",
             "max_steps", "loss", "lr", "lambda_l1", "finish", "finish_after", "seed", "patience", "lr_patience")
-
-
-def parse_params(items: Sequence[str] | None, what: str) -> dict[str, Any]:
-    """``["ksize=5", "blur=False"]`` -> ``{"ksize": 5, "blur": False}`` (values as Python literals)."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise UserError(f"{what} {item!r}: expected KEY=VALUE")
-        key, value = item.split("=", 1)
-        try:
-            out[key.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            out[key.strip()] = value
-    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,7 +174,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     cfg = resolve(args)
     import torch
 
-    from src.dataset.images import check_writable
+    from src.io.files import check_writable
     from src.filters import get_filter
     from src.threads import set_threads
 
@@ -220,7 +206,7 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
 
     from src.dataset import FilterDataModule
     from src.models import count_parameters, save_model
-    from src.models.callbacks import AtomicCheckpointIO, FiniteGuard, GracefulInterrupt, RunConfig, StagePlateau
+    from src.experiment.callbacks import AtomicCheckpointIO, FiniteGuard, GracefulInterrupt, RunConfig, StagePlateau
     from src.models.checkpoint import read_checkpoint
     from src.models.lit import FilterRegressor
 
@@ -299,7 +285,7 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
         "best_val_psnr": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
     }
     if not args.no_test:
-        from src.testing.evaluate import evaluate_images, format_table
+        from src.evaluation.evaluate import evaluate_images, format_table
 
         rows, mean = evaluate_images(net, flt, data.splits["test"])
         print(format_table(rows, mean))
@@ -323,7 +309,7 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.models.callbacks import TrainingInterrupted
+    from src.experiment.callbacks import TrainingInterrupted
 
     import logging
 

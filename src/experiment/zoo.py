@@ -13,18 +13,17 @@ kernel and plots it beside the true kernel (``figures/kernel-<model>-<filter>.pn
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-import torch
-import torch.nn as nn
 
-from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, run_cli, strict_json
+from src.evaluation.kernels import cosine_similarity, effective_kernel, plot_kernels
+from src.io.files import atomic_write_bytes
+from src.io.tables import read_csv, write_csv
+from src.errors import UserError
+from src.cli import run_cli, strict_json
 
 # (filter name, filter params) in table order.
 ZOO_FILTERS: list[tuple[str, dict]] = [
@@ -53,54 +52,8 @@ def model_args(model: str, flt) -> dict[str, Any]:
     return {}
 
 
-def effective_kernel(net: nn.Module, size: int, channel: int = 0) -> np.ndarray:
-    """The network's kernel on the RGB input around mid-gray, ``(3, size, size)``.
-
-    For a linear network this is exactly its kernel (the gradient of one output pixel with respect to
-    the input); for others it is the linearisation at a flat gray image.
-    """
-    radius = max(int(getattr(net, "receptive_radius", size // 2)), size // 2)
-    n = 2 * radius + 1
-    x = torch.full((1, 3, n, n), 0.5, requires_grad=True)
-    was_training = net.training
-    net.eval()
-    with torch.enable_grad():
-        net(x)[0, channel, radius, radius].backward()
-    net.train(was_training)
-    r = size // 2
-    return x.grad[0, :, radius - r : radius + r + 1, radius - r : radius + r + 1].double().numpy()
-
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-300))
-
-
-def plot_kernels(path: Path, learned: np.ndarray, true: np.ndarray, title: str) -> None:
-    """Figure: for R, G, B the learned kernel above the true one, one shared colour scale."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    vmax = float(max(np.abs(learned).max(), np.abs(true).max()))
-    fig, axes = plt.subplots(2, 3, figsize=(8, 5.4))
-    for c, name in enumerate("RGB"):
-        for row, (k, label) in enumerate(((learned, "learned"), (true, "true"))):
-            ax = axes[row, c]
-            im = ax.imshow(k[c], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-            ax.set_title(f"{label}, {name}", fontsize=9)
-            ax.set_xticks([]), ax.set_yticks([])
-    fig.colorbar(im, ax=axes, fraction=0.03)
-    fig.suptitle(title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def megapixels_per_second(fn, img: np.ndarray, repeats: int) -> float:
-    from src.testing.bench import median_seconds
+    from src.io.timing import median_seconds
 
     return img.shape[0] * img.shape[1] / 1e6 / median_seconds(lambda: fn(img), repeats)
 
@@ -117,8 +70,8 @@ def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Pat
     from src.experiment.train import build_parser, train
     from src.filters import get_filter
     from src.models import load_model
-    from src.testing.bench import photo
-    from src.testing.predict import predict
+    from src.experiment.bench import photo
+    from src.inference.predict import predict
 
     flt = get_filter(name, **params)
     steps = steps or ZOO_STEPS[model]
@@ -155,7 +108,7 @@ def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Pat
 def trivial_psnr(flt) -> float:
     """Test-split PSNR of the do-nothing answer: the input itself for RGB filters, all zeros for gray ones."""
     from src.dataset.sources import load_split
-    from src.testing.metrics import psnr
+    from src.evaluation.metrics import psnr
 
     values = []
     for im in load_split("skimage", "test"):
@@ -212,28 +165,7 @@ def write_table(rows: list[dict], budget: str, out_dir: Path, stem: str, threads
     """``<stem>.md`` (the README table) and ``<stem>.csv``, atomically."""
     note = f"\nTraining and timing on {threads} CPU thread(s) per run (torch and OpenCV alike).\n" if threads else ""
     atomic_write_bytes(out_dir / f"{stem}.md", (markdown_table(rows, budget) + note).encode())
-    write_rows_csv(out_dir / f"{stem}.csv", rows)
-
-
-def write_rows_csv(path: Path, rows: list[dict]) -> None:
-    """Rows (dicts, keys may differ between rows) as one CSV with the union of their keys, atomically."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=sorted({k for r in rows for k in r}))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_bytes(path, buf.getvalue().encode())
-
-
-def read_table(path: Path) -> list[dict]:
-    """Rows of a zoo or sweep CSV, numbers parsed (ints stay ints)."""
-    def parse(v: str):
-        try:
-            return int(v) if v.lstrip("-").isdigit() else float(v)
-        except ValueError:
-            return v
-    if not path.exists():
-        raise UserError(f"no results table at {path}")
-    return [{k: parse(v) for k, v in r.items() if v != ""} for r in csv.DictReader(open(path, newline=""))]
+    write_csv(out_dir / f"{stem}.csv", rows)
 
 
 def table_order(rows: list[dict]) -> list[dict]:
@@ -266,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     out_dir = Path(args.figures)
     if args.merge:
-        rows = table_order([r for p in args.merge for r in read_table(Path(p))])
+        rows = table_order([r for p in args.merge for r in read_csv(Path(p))])
         add_trivial_psnr(rows)
         write_table(rows, budget_text(args.steps), out_dir, args.stem, args.threads)
         print(markdown_table(rows, budget_text(args.steps)))

@@ -62,6 +62,10 @@ class Filter:
 _REGISTRY: dict[str, tuple[Callable[..., Filter], str]] = {}
 
 
+# Registers a "module:function" name on first use; set by src.filters.user, which builds on this module.
+_SPEC_RESOLVER: Callable[[str], None] | None = None
+
+
 def register(name: str, description: str = "") -> Callable[[Callable[..., Filter]], Callable[..., Filter]]:
     """Register a filter factory ``f(**params) -> Filter`` under ``name``."""
 
@@ -84,10 +88,8 @@ def get_filter(name: str, **params: Any) -> Filter:
     >>> f(np.zeros((5, 7, 3), np.uint8)).shape
     (5, 7)
     """
-    if name not in _REGISTRY and ":" in name:  # "module:function", a user callable (src.filters.user)
-        from src.filters.user import register_callable_spec
-
-        register_callable_spec(name)
+    if name not in _REGISTRY and ":" in name and _SPEC_RESOLVER is not None:  # "module:function" (src.filters.user)
+        _SPEC_RESOLVER(name)
     if name not in _REGISTRY:
         raise UserError(f"unknown filter {name!r}; available: {', '.join(sorted(_REGISTRY))}")
     factory, _ = _REGISTRY[name]

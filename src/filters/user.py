@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from src.errors import UserError
+from src.filters import registry
 from src.filters.registry import Filter, register
 
 UserFn = Callable[..., np.ndarray]
@@ -104,8 +105,4 @@ def register_callable_spec(spec: str) -> None:
     user_filter(spec, f"user filter {spec}")(fn)
 
 
-@register("pairs", "A black-box filter known from examples: inputs in in_dir, outputs in out_dir (--pairs)")
-def make_pairs(in_dir: str, out_dir: str) -> Filter:
-    from src.dataset.pairs import pairs_filter
-
-    return pairs_filter(in_dir, out_dir)
+registry._SPEC_RESOLVER = register_callable_spec

@@ -17,8 +17,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, strict_json
+from src.io.files import atomic_write_bytes
+from src.errors import UserError
+from src.cli import strict_json
 from src.models.networks import build_model, check_model_config
 
 FORMAT = "learn-filters"
@@ -211,3 +212,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
     net.meta = {k: blob[k] for k in ("model", "filter", "filter_params", "metrics", "info", "out_channels")}
     net.meta["path"] = str(path)
     return net.to(device).eval()
+
+
+def record_metrics(path: str | os.PathLike, metrics: dict[str, float]) -> None:
+    """Merge ``metrics`` into a project checkpoint's stored metrics (atomic rewrite)."""
+    read_checkpoint(path)  # validated as any checkpoint
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not (isinstance(blob, dict) and blob.get("format") == FORMAT):
+        raise UserError(f"{path}: --record needs a checkpoint in the project's own format (models/*.ckpt)")
+    if bad := [k for k, v in metrics.items() if not math.isfinite(v)]:
+        raise UserError(f"{path}: metric(s) {', '.join(bad)} are not finite; not recorded")
+    blob["metrics"] = {**blob.get("metrics", {}), **{k: float(v) for k, v in metrics.items()}}
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(path, buf.getvalue())

@@ -93,7 +93,7 @@ class UNetGenerator(nn.Module):
         m = self.size_multiple
         if h % m or w % m:
             raise ValueError(f"UNetGenerator(depth={self.depth}) needs sides that are multiples of {m}, got {h}x{w}; "
-                             "src.testing.predict pads any size")
+                             "src.inference.predict pads any size")
         y = self.model(x)
         if self.output == "tanh":
             return (torch.tanh(y) + 1) / 2

@@ -1,9 +1,9 @@
 """Each framework speed knob, measured as a pair on the same work (``make knobs``): the README's knobs table.
 
-    python -m src.testing.knobs [--quick] [--threads N] [--out figures/knobs] [--gpu-json figures/gpu-bench.json]
+    python -m src.experiment.knobs [--quick] [--threads N] [--out figures/knobs] [--gpu-json figures/gpu-bench.json]
 
 CPU rows are measured here. Inference: MP/s of one forward pass over a photo ``(1, 3, H, W)``, median of
-repeats after a warm-up (``src.testing.bench.median_seconds``). Training: steady-state steps/s of the real
+repeats after a warm-up (``src.io.timing.median_seconds``). Training: steady-state steps/s of the real
 ``FilterRegressor`` + ``FilterDataModule`` under ``pl.Trainer`` on the embedded photos, warm-up steps
 (worker start, first batches) excluded, median of repeats run alternately. GPU rows come from the JSON
 ``scripts/gpu_bench.py`` writes, when it exists. Writes ``OUT.csv`` and ``OUT.md`` and prints the table.
@@ -29,7 +29,8 @@ from typing import Any, Callable, Sequence
 import pytorch_lightning as pl
 import torch
 
-from src.errors import UserError, run_cli, strict_json
+from src.errors import UserError
+from src.cli import run_cli, strict_json
 
 FULL = dict(mp=1.0, repeats=3, compile=("seed autoencoder", "CAN w16 d6"), crop=64, batch=32, warmup=10,
             measure=40, train_repeats=3)
@@ -98,7 +99,8 @@ def inference_rows(cfg: dict[str, Any]) -> list[Row]:
     import copy
 
     from src.dataset.datamodule import to_tensor
-    from src.testing.bench import median_seconds, photo
+    from src.experiment.bench import photo
+    from src.io.timing import median_seconds
 
     img = photo(cfg["mp"])
     x = to_tensor(img)[None]
@@ -175,7 +177,7 @@ def _compile_row(name: str, net: torch.nn.Module, x: torch.Tensor, mps: Callable
 
 def _opencv_row(img: Any, mps: Callable, what: str) -> Row:
     from src.models import exact_sobel_net, load_model
-    from src.testing.predict import predict
+    from src.inference.predict import predict
 
     ckpt = Path("models/sobel.ckpt")
     net = load_model(ckpt) if ckpt.is_file() else exact_sobel_net()
@@ -267,7 +269,7 @@ def ddp_images_per_s(case: Case, timeout: float) -> float:
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
                PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "src.testing.knobs", "--train-case", json.dumps(dataclasses.asdict(case))]
+    cmd = [sys.executable, "-m", "src.experiment.knobs", "--train-case", json.dumps(dataclasses.asdict(case))]
     res = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
     for line in res.stdout.splitlines():
         if line.startswith(RESULT):
@@ -384,9 +386,9 @@ def _out_stem(out: str) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.dataset.images import atomic_write_bytes
+    from src.io.files import atomic_write_bytes
 
-    ap = argparse.ArgumentParser(prog="python -m src.testing.knobs", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m src.experiment.knobs", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny images and step counts (seconds; for the tests)")
     ap.add_argument("--out", default="figures/knobs", help="writes OUT.csv and OUT.md")
     ap.add_argument("--gpu-json", default="figures/gpu-bench.json", help="GPU rows from scripts/gpu_bench.py, if present")

@@ -1,6 +1,6 @@
 """CPU inference speed of the default model's runtimes next to the OpenCV Sobel pipeline (``make bench``).
 
-    python -m src.testing.bench [--checkpoint models/sobel.ckpt] [--sizes 1 4 24] [--repeats 15] [--out figures/bench]
+    python -m src.experiment.bench [--checkpoint models/sobel.ckpt] [--sizes 1 4 24] [--repeats 15] [--out figures/bench]
 
 In one process, on the same photos (scikit-image's astronaut resized to 1, 4 and 24 MP), whole calls
 uint8 RGB in -> float32 map out, median of ``--repeats`` calls after one warm-up, all of them called in
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +26,9 @@ import cv2
 import numpy as np
 import torch
 
-from src.errors import UserError, run_cli
+from src.errors import UserError
+from src.cli import run_cli
+from src.io.timing import interleaved_medians, median_seconds
 
 BYTES_PER_PIXEL = 7  # uint8 RGB in, float32 out: what any runtime must move at least
 
@@ -37,27 +38,6 @@ def photo(megapixels: float) -> np.ndarray:
 
     side = max(1, int(round((megapixels * 1e6) ** 0.5)))
     return cv2.resize(skimage.data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC)
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    return interleaved_medians([fn], repeats)[0]
-
-
-def interleaved_medians(fns: Sequence[Callable[[], object]], repeats: int) -> list[float]:
-    """Median seconds of each call over ``repeats`` rounds, after one warm-up call each; every round calls
-    each function once, so a change of load on a shared machine weighs on all of them alike, and each
-    round starts one further along the list, so no function always runs right after the same one (a
-    call that frees large arrays leaves the next one to page-fault its fresh allocations)."""
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    n = len(fns)
-    for r in range(repeats):
-        for i in range(r, r + n):
-            t0 = time.perf_counter()
-            fns[i % n]()
-            times[i % n].append(time.perf_counter() - t0)
-    return [statistics.median(ts) for ts in times]
 
 
 def copy_bandwidth(threads: int, megabytes: int = 256, repeats: int = 15) -> float:
@@ -74,8 +54,8 @@ def copy_bandwidth(threads: int, megabytes: int = 256, repeats: int = 15) -> flo
 def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callable[[], np.ndarray], str]]:
     """(name, call, note) for every runtime measured at this size; each call returns ``(H, W)`` float32."""
     from src.models import exact_sobel_net
-    from src.testing.predict import predict
-    from src.testing.runtime import compiled_fused_torch, fused_runner, fused_weights
+    from src.inference.predict import predict
+    from src.inference.runtime import compiled_fused_torch, fused_runner, fused_weights
 
     mpx = img.shape[0] * img.shape[1] / 1e6
     rows = [("predict: fused row bands (default)", lambda: predict(net, img), "bands in turn, OpenCV's threads within")]
@@ -108,7 +88,7 @@ def svd_split_errors(net, img: np.ndarray, truth: np.ndarray) -> dict[int, float
     passes each), for r = 1, 2: the price of an SVD split the runtime does not pay (it stays exact)."""
     import copy
 
-    from src.testing.runtime import fused_runner
+    from src.inference.runtime import fused_runner
 
     errors = {}
     for rank in (1, 2):
@@ -124,7 +104,7 @@ def svd_split_errors(net, img: np.ndarray, truth: np.ndarray) -> dict[int, float
 
 
 def _torch_forward(net, img: np.ndarray) -> np.ndarray:
-    from src.testing.predict import predict
+    from src.inference.predict import predict
 
     return predict(net, img, backend="torch")
 
@@ -132,7 +112,7 @@ def _torch_forward(net, img: np.ndarray) -> np.ndarray:
 def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: bool,
             copy_mb: int = 256) -> tuple[list[dict], dict]:
     from src.models import exact_sobel_net, load_model
-    from src.testing.evaluate import checkpoint_filter
+    from src.evaluation.evaluate import checkpoint_filter
 
     net = load_model(checkpoint)
     flt = checkpoint_filter(net)
@@ -166,7 +146,7 @@ def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: 
 
 
 def markdown(rows: list[dict], info: dict) -> str:
-    lines = [f"CPU inference, `python -m src.testing.bench` ({info['date']}): checkpoint `{info['checkpoint']}` "
+    lines = [f"CPU inference, `python -m src.experiment.bench` ({info['date']}): checkpoint `{info['checkpoint']}` "
              f"({info['model']}, filter {info['filter']}); {info['cores']} cores, OpenCV threads {info['threads']} (the "
              f"pipeline's and the fused runtime's steps run on them), torch threads {info['torch_threads']}; median of {info['repeats']} calls after a "
              f"warm-up, the runtimes called in turn (round robin), uint8 RGB in -> float32 out; load average at "
@@ -187,10 +167,10 @@ def markdown(rows: list[dict], info: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.dataset.images import atomic_write_bytes
-    from src.experiment.zoo import write_rows_csv
+    from src.io.files import atomic_write_bytes
+    from src.io.tables import write_csv
 
-    ap = argparse.ArgumentParser(prog="python -m src.testing.bench", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m src.experiment.bench", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="models/sobel.ckpt")
     ap.add_argument("--repeats", type=int, default=15)
     ap.add_argument("--sizes", type=float, nargs="+", default=[1.0, 4.0, 24.0], help="megapixels")
@@ -210,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     md = markdown(rows, info)
     out = Path(args.out)
     atomic_write_bytes(out.with_name(out.name + ".md"), md.encode())
-    write_rows_csv(out.with_name(out.name + ".csv"), rows)
+    write_csv(out.with_name(out.name + ".csv"), rows)
     print()
     print(md, end="")
     print()
@@ -223,7 +203,7 @@ def large_image_run(checkpoint: str, megapixels: float, tile: int) -> int:
     import resource
 
     from src.models import load_model
-    from src.testing.predict import predict
+    from src.inference.predict import predict
 
     net = load_model(checkpoint)
     img = photo(megapixels)

@@ -1,6 +1,6 @@
 """PSNR against image size: a fully convolutional net trained on 64x64 crops, evaluated up to 4K.
 
-    python -m src.testing.sizes --checkpoint models/sobel.ckpt
+    python -m src.experiment.sizes --checkpoint models/sobel.ckpt
 
 Each test photo is resized (area or cubic interpolation) to every size, the reference filter is
 computed at that size, and the prediction is compared at native resolution, borders included.
@@ -13,15 +13,15 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from src.errors import run_cli
+from src.cli import run_cli
 
 SIZES = ((64, 64), (128, 128), (256, 256), (512, 512), (1024, 1024), (1920, 1080), (3840, 2160))
 
 
 def psnr_by_size(net, flt, images, sizes=SIZES) -> list[dict]:
     """Mean PSNR (and zero-prediction PSNR) over ``images`` resized to each ``(width, height)``."""
-    from src.testing.metrics import psnr
-    from src.testing.predict import predict
+    from src.evaluation.metrics import psnr
+    from src.inference.predict import predict
 
     rows = []
     for w, h in sizes:
@@ -39,9 +39,9 @@ def psnr_by_size(net, flt, images, sizes=SIZES) -> list[dict]:
 def main(argv: Sequence[str] | None = None) -> int:
     from src.dataset import load_split
     from src.models import load_model
-    from src.testing.evaluate import checkpoint_filter
+    from src.evaluation.evaluate import checkpoint_filter
 
-    ap = argparse.ArgumentParser(prog="python -m src.testing.sizes", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m src.experiment.sizes", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="models/sobel.ckpt")
     args = ap.parse_args(argv)
     net = load_model(args.checkpoint)

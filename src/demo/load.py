@@ -1,6 +1,6 @@
 """Load benchmark of the Gradio demo: the real server on 127.0.0.1, driven by ``gradio_client``.
 
-    python -m src.testing.demo_load [--model models/sobel.ckpt] [--users 20] [--small-mp 1] [--large-mp 40]
+    python -m src.demo.load [--model models/sobel.ckpt] [--users 20] [--small-mp 1] [--large-mp 40]
 
 Measures (and prints as a Markdown table, with the machine's load beside it):
 0. one ``--small-mp`` request at a time (median of 3), for scale;
@@ -27,7 +27,8 @@ from typing import Sequence
 
 import numpy as np
 
-from src.errors import UserError, run_cli
+from src.errors import UserError
+from src.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import cv2
     from gradio_client import Client
 
-    ap = argparse.ArgumentParser(prog="python -m src.testing.demo_load", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m src.demo.load", description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="models/sobel.ckpt")
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--small-mp", type=float, default=1.0)

@@ -6,7 +6,7 @@ panels (prediction, reference, |error| heat map) with PSNR, SSIM and timings, at
 Above ``SAMPLE_ABOVE_PIXELS`` SSIM is averaged over evenly spaced row strips of that many pixels, and above
 ``PREVIEW_ABOVE_PIXELS`` the reference and heat map are ``PREVIEW_PIXELS`` previews (the summary says both);
 PSNR and the prediction are always exact and full size. ``write_panels`` writes the panels as fast-compressed PNG files.
-A prediction holding NaN or Inf is refused (:class:`src.testing.predict.NonFiniteOutput`), never scored.
+A prediction holding NaN or Inf is refused (:class:`src.inference.predict.NonFiniteOutput`), never scored.
 """
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ import cv2
 import numpy as np
 import torch.nn as nn
 
-from src.dataset.images import MAX_PIXELS, atomic_write_bytes, read_rgb, write_png
+from src.io.images import MAX_PIXELS, read_rgb, write_png
+from src.io.files import atomic_write_bytes
 from src.dataset.sources import embedded_images
 from src.errors import UserError
 from src.filters import stored_filter
-from src.testing.metrics import psnr, ssim, ssim_is_sampled
-from src.testing.predict import predict
+from src.evaluation.metrics import psnr, ssim, ssim_is_sampled
+from src.inference.predict import predict
 
 TILE = 512
 TILE_ABOVE_PIXELS = 4_000_000
@@ -38,7 +39,7 @@ PREVIEW_ABOVE_PIXELS, PREVIEW_PIXELS = 8_000_000, 4_000_000  # reference and hea
 # The panels' PNG encoding: zlib level 1 with run-length matching; measured on a 1 MP comparison, 3 panels in
 # 174 ms vs 267 ms (level 1, default strategy) and 327 ms (level 3), files within 10 % (Pillow's default is 6).
 PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-HEATMAP = "inferno"  # as in the evaluation grid (src.testing.evaluate.write_grid)
+HEATMAP = "inferno"  # as in the evaluation grid (src.evaluation.evaluate.write_grid)
 
 
 @dataclass

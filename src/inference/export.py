@@ -1,6 +1,6 @@
 """Export a checkpoint to ONNX with dynamic height and width.
 
-    python -m src.testing.export --checkpoint models/sobel.ckpt --onnx models/sobel.onnx
+    python -m src.inference.export --checkpoint models/sobel.ckpt --onnx models/sobel.onnx
 
 The graph maps float32 ``(B, 3, H, W)`` in [0, 1] to ``(B, C, H, W)``; the command checks the
 ONNX Runtime output against torch on an odd-size image before it reports success.
@@ -18,8 +18,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, run_cli
+from src.io.files import atomic_write_bytes
+from src.errors import UserError
+from src.cli import run_cli
 
 
 def export_onnx(net: nn.Module, path: str | os.PathLike, example_size: int = 64) -> Path:
@@ -58,7 +59,7 @@ def onnx_max_difference(net: nn.Module, path: str | os.PathLike, height: int = 9
 def main(argv: Sequence[str] | None = None) -> int:
     from src.models import load_model
 
-    ap = argparse.ArgumentParser(prog="python -m src.testing.export", description="Export a checkpoint to ONNX.")
+    ap = argparse.ArgumentParser(prog="python -m src.inference.export", description="Export a checkpoint to ONNX.")
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--onnx", required=True, help="output .onnx file")
     args = ap.parse_args(argv)

@@ -1,6 +1,6 @@
 """``make figures``: every figure the README shows, regenerated into ``figures/``.
 
-    python -m src.testing.figures [--out figures] [--only NAME ...]
+    python -m src.reports.figures [--out figures] [--only NAME ...]
 
 Cheap figures are computed from the shipped checkpoints and the embedded data (target examples, test
 grids, border error, tiled vs whole). Figures of long runs are re-plotted from the CSVs those runs
@@ -11,15 +11,15 @@ size and depth sweeps: ``python -m src.experiment.sweep``; zoo and speed: ``make
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from src.dataset.images import atomic_write_bytes
-from src.errors import UserError, run_cli
+from src.io.plots import pyplot, save_figure
+from src.io.tables import read_csv
+from src.errors import UserError
+from src.cli import run_cli
 
 CHECKPOINTS = {"compact": Path("models/sobel.ckpt"), "autoencoder": Path("models/autoencoder.ckpt")}
 ZOO_EXAMPLES = ("sobel", "scharr", "laplacian", "canny", "median", "unsharp", "stylization", "detail-enhance",
@@ -28,15 +28,6 @@ ZOO_EXAMPLES = ("sobel", "scharr", "laplacian", "canny", "median", "unsharp", "s
 
 class Skip(Exception):
     """A figure's input is missing; the message names the command that makes it."""
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _finish_plot(fig, ax, path: Path, xlabel: str, ylabel: str, title: str = "") -> list[Path]:
@@ -48,15 +39,8 @@ def _finish_plot(fig, ax, path: Path, xlabel: str, ylabel: str, title: str = "")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
     return [path]
-
-
-def _save(fig, path: Path, dpi: int = 80) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    _plt().close(fig)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _net(kind: str):
@@ -70,7 +54,7 @@ def _net(kind: str):
 def _csv(path: Path, command: str) -> list[dict]:
     if not path.exists():
         raise Skip(f"{path} missing ({command})")
-    return list(csv.DictReader(open(path, newline="")))
+    return read_csv(path, numbers=False)
 
 
 def error_by_distance(pred_target: list[tuple[np.ndarray, np.ndarray]], max_d: int = 16) -> np.ndarray:
@@ -97,7 +81,7 @@ def fig_target_examples(out: Path) -> list[Path]:
     from src.dataset.sources import load_split
     from src.filters import get_filter
 
-    plt = _plt()
+    plt = pyplot()
     test = load_split("skimage", "test")
     sobel = get_filter("sobel")
     fig, axes = plt.subplots(2, 3, figsize=(12, 7))
@@ -109,7 +93,7 @@ def fig_target_examples(out: Path) -> list[Path]:
     for ax in axes.ravel():
         ax.axis("off")
     fig.tight_layout()
-    _save(fig, out / "sobel_examples.png", dpi=70)
+    save_figure(fig, out / "sobel_examples.png", dpi=70)
 
     rgb = test[1].rgb  # coffee: colour, edges and smooth areas
     fig, axes = plt.subplots(3, 5, figsize=(15, 7.6))
@@ -124,20 +108,20 @@ def fig_target_examples(out: Path) -> list[Path]:
             ax.imshow(img, cmap=None if img.ndim == 3 else "gray", vmin=lo, vmax=hi)
             ax.set_title(name, fontsize=10)
     fig.tight_layout()
-    _save(fig, out / "zoo_examples.png", dpi=60)
+    save_figure(fig, out / "zoo_examples.png", dpi=60)
     return [out / "sobel_examples.png", out / "zoo_examples.png"]
 
 
 def fig_test_grids(out: Path) -> list[Path]:
     """``make evaluate``'s grids and CSVs for both shipped checkpoints."""
     from src.dataset.sources import load_split
-    from src.testing.evaluate import checkpoint_filter, evaluate_images, write_csv, write_grid
+    from src.evaluation.evaluate import checkpoint_filter, evaluate_images, write_grid, write_results
 
     paths = []
     for kind, name in (("compact", "sobel"), ("autoencoder", "autoencoder")):
         net = _net(kind)
         rows, mean = evaluate_images(net, checkpoint_filter(net), load_split("skimage", "test"), keep=True)
-        write_csv(out / f"eval-{name}.csv", rows, mean)
+        write_results(out / f"eval-{name}.csv", rows, mean)
         write_grid(out / f"eval-{name}.png", rows, title=f"{kind}: test split, mean {mean['psnr']:.2f} dB")
         paths += [out / f"eval-{name}.csv", out / f"eval-{name}.png"]
     return paths
@@ -146,10 +130,10 @@ def fig_test_grids(out: Path) -> list[Path]:
 def fig_border_error(out: Path) -> list[Path]:
     """Mean |error| against distance to the edge, both shipped checkpoints, and their error maps."""
     from src.dataset.sources import load_split
-    from src.testing.evaluate import checkpoint_filter
-    from src.testing.predict import predict
+    from src.evaluation.evaluate import checkpoint_filter
+    from src.inference.predict import predict
 
-    plt = _plt()
+    plt = pyplot()
     test = load_split("skimage", "test")
     fig, (ax, *maps) = plt.subplots(1, 3, figsize=(16, 4.2), gridspec_kw={"width_ratios": [1.3, 1, 1]})
     for (kind, map_ax) in zip(CHECKPOINTS, maps):
@@ -169,9 +153,9 @@ def fig_border_error(out: Path) -> list[Path]:
 def fig_tiles(out: Path) -> list[Path]:
     """|whole - tiled| with a halo of the receptive radius (zero) and without one (seams)."""
     from src.dataset.sources import load_split
-    from src.testing.predict import predict
+    from src.inference.predict import predict
 
-    plt = _plt()
+    plt = pyplot()
     rgb = load_split("skimage", "test")[2].rgb  # camera 512 x 512
     fig, axes = plt.subplots(2, 2, figsize=(10, 9.4))
     for row, kind in zip(axes, CHECKPOINTS):
@@ -189,13 +173,13 @@ def fig_tiles(out: Path) -> list[Path]:
             ax.axis("off")
             fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
-    _save(fig, out / "tiles.png")
+    save_figure(fig, out / "tiles.png")
     return [out / "tiles.png"]
 
 
 def fig_curves(out: Path) -> list[Path]:
     """Validation PSNR per step of the committed runs (CSV copies of their Lightning logs)."""
-    plt = _plt()
+    plt = pyplot()
     runs = [("compact net (reflect-101)", "curves-compact.csv"), ("seed autoencoder", "curves-autoencoder.csv"),
             ("compact net, zero padding", "curves-compact-zero-padding.csv")]
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
@@ -207,21 +191,22 @@ def fig_curves(out: Path) -> list[Path]:
 
 
 def fig_sweeps(out: Path) -> list[Path]:
-    from src.experiment.sweep import plot, read_rows
+    from src.experiment.sweep import plot
+    from src.io.tables import read_csv
 
     paths = []
     for kind in ("size", "depth"):
         path = out / f"sweep-{kind}.csv"
         if not path.exists():
             raise Skip(f"{path} missing (python -m src.experiment.sweep {kind})")
-        plot(kind, read_rows(path), out / f"sweep-{kind}.png")
+        plot(kind, read_csv(path), out / f"sweep-{kind}.png")
         paths.append(out / f"sweep-{kind}.png")
     return paths
 
 
 def fig_speed(out: Path) -> list[Path]:
     """Network vs OpenCV reference MP/s for every zoo filter (compact and CAN), log scale."""
-    plt = _plt()
+    plt = pyplot()
     rows = _csv(out / "zoo.csv", "make zoo")
     models = [m for m in ("compact", "can", "autoencoder") if any(r["model"] == m for r in rows)]
     filters = list(dict.fromkeys(r["filter"] for r in rows))
@@ -239,13 +224,13 @@ def fig_speed(out: Path) -> list[Path]:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    _save(fig, out / "speed.png")
+    save_figure(fig, out / "speed.png")
     return [out / "speed.png"]
 
 
 def fig_kernel(out: Path) -> list[Path]:
     """The random 3x3 kernel learned by the zoo's linear compact net beside the true one."""
-    from src.experiment.zoo import cosine_similarity, effective_kernel, plot_kernels
+    from src.evaluation.kernels import cosine_similarity, effective_kernel, plot_kernels
     from src.filters import get_filter
     from src.models import load_model
 
@@ -268,7 +253,7 @@ FIGURES: dict[str, Callable[[Path], list[Path]]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m src.testing.figures", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m src.reports.figures", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="figures", help="folder for the figures (and the CSVs they are plotted from)")
     ap.add_argument("--only", nargs="+", choices=sorted(FIGURES), help="a subset of the figures")
     args = ap.parse_args(argv)

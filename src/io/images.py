@@ -1,29 +1,33 @@
-"""Reading images from disk into RGB uint8, with one clear error for anything that is not one."""
+"""Images on disk: read anything into RGB uint8 (one clear error for what is not an image), write PNGs atomically."""
 from __future__ import annotations
 
-import atexit
 import os
-import re
-import tempfile
-import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from src.errors import UserError
+from src.io.files import atomic_write_bytes
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 # Refuse before decoding: a 50 MP limit guards against decompression bombs (a tiny file, a huge canvas).
 MAX_PIXELS = 50_000_000
-_UMASK = os.umask(0o022)  # read once at import (os.umask can only be read by setting it)
-os.umask(_UMASK)
 
 
 ALPHA_BACKGROUNDS = {"white": 255, "black": 0}  # what a transparent pixel shows (predict --alpha)
 # Float images are read by the range their values lie in: [0, 1], else 8-bit or 16-bit scales.
 FLOAT_RANGES = (1.0, 255.0, 65535.0)
+
+
+@dataclass
+class NamedImage:
+    """An image and the name it is reported under (a file's relative path, or a scikit-image name)."""
+
+    name: str
+    rgb: np.ndarray  # (H, W, 3) uint8
 
 
 def _note(notes: list[str] | None, text: str) -> None:
@@ -181,100 +185,6 @@ def list_images(root: str | os.PathLike) -> tuple[list[Path], int]:
             else:
                 skipped += 1
     return images, skipped
-
-
-def check_writable(folder: str | os.PathLike, files: tuple[str, ...] = (), what: str = "--output") -> Path:
-    """Make sure ``folder`` is (or can become) a writable folder and none of ``files`` in it is a folder.
-
-    Called before any work starts, so a bad output path fails in one line instead of after the run.
-    Creates the folder; a probe file proves it writable.
-    """
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{what} {folder}: is a file, expected a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=TEMP_SUFFIX, dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UserError(f"{what} {folder}: cannot write there ({exc.strerror or exc})") from None
-    for name in files:
-        if (folder / name).is_dir():
-            raise UserError(f"{what} {folder / name}: is a folder, expected a file to write")
-    return folder
-
-
-# Temporary files sit beside their target as ".NAME.PID.RANDOM.part": a file left by a killed process is
-# removed the next time that folder is written to (its PID is gone); this process's own on exit.
-TEMP_SUFFIX = ".part"
-_live_temps: set[str] = set()
-_swept: set[Path] = set()
-
-
-def _sweep_stale_temps(folder: Path) -> None:
-    if folder in _swept:
-        return
-    _swept.add(folder)
-    for p in folder.glob(f".*{TEMP_SUFFIX}"):
-        parts = p.name.split(".")
-        pid = int(parts[-3]) if len(parts) >= 5 and parts[-3].isdigit() else None
-        if pid is None:  # the earlier ".NAME.RANDOM.part" form, without a PID: stale once old
-            if len(parts) >= 4 and _OLD_TEMP.fullmatch(parts[-2]) and _age_s(p) > OLD_TEMP_AGE_S:
-                p.unlink(missing_ok=True)
-            continue
-        if pid != os.getpid() and not _alive(pid):
-            p.unlink(missing_ok=True)
-
-
-_OLD_TEMP = re.compile(r"[a-z0-9_]{8}")  # tempfile's random part
-OLD_TEMP_AGE_S = 3600
-
-
-def _age_s(p: Path) -> float:
-    try:
-        return time.time() - p.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@atexit.register
-def _remove_own_temps() -> None:
-    for tmp in list(_live_temps):
-        Path(tmp).unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place.
-
-    The one writer of the project's outputs: a reader never sees a half-written file, and a temporary
-    file left by a killed run is cleaned up by the next write into that folder.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale_temps(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
-    _live_temps.add(tmp)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        _live_temps.discard(tmp)
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> None:

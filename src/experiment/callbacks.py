@@ -24,11 +24,11 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from src.dataset.images import atomic_write_bytes
+from src.io.files import atomic_write_bytes
 from src.errors import UserError
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning checkpoints through the project's one writer, :func:`~src.dataset.images.atomic_write_bytes`:
+    """Lightning checkpoints through the project's one writer, :func:`~src.io.files.atomic_write_bytes`:
     a temp file beside the target, renamed over it; one left by a kill is swept by the next write."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:

@@ -1,0 +1,70 @@
+"""Tables: rows of dicts to CSV and back (files always closed, writes atomic), and Markdown tables.
+
+May import: :mod:`src.errors`, :mod:`src.io.files`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from src.errors import UserError
+from src.io.files import atomic_write_bytes
+
+
+def csv_text(rows: Iterable[dict[str, Any]], columns: Sequence[str] | None = None, lineterminator: str = "\r\n") -> str:
+    """Rows as CSV text; ``columns`` default to the sorted union of the rows' keys (extra keys are dropped).
+
+    >>> csv_text([{"b": 1, "a": 2}, {"a": 3}]).splitlines()
+    ['a,b', '2,1', '3,']
+    """
+    rows = list(rows)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns or sorted({k for r in rows for k in r})), extrasaction="ignore",
+                       lineterminator=lineterminator)
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
+    """:func:`csv_text` written atomically."""
+    atomic_write_bytes(path, csv_text(rows, columns).encode())
+
+
+def _number(v: str) -> Any:
+    try:
+        return int(v) if v.lstrip("-").isdigit() else float(v)
+    except ValueError:
+        return v
+
+
+def read_csv(path: str | os.PathLike, numbers: bool = True) -> list[dict[str, Any]]:
+    """Rows of a CSV file, empty cells dropped and (``numbers=True``) numbers parsed, ints staying ints."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no table at {path}")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not numbers:
+        return rows
+    return [{k: _number(v) for k, v in r.items() if v != ""} for r in rows]
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> str:
+    """A GitHub Markdown table; ``align`` has one letter per column, ``l`` or ``r`` (default: all left).
+
+    >>> print(markdown_table(["name", "dB"], [["sobel", "87.39"]], align="lr"))
+    | name | dB |
+    |---|---:|
+    | sobel | 87.39 |
+    """
+    align = align or "l" * len(header)
+    if len(align) != len(header):
+        raise ValueError(f"align {align!r} has {len(align)} letters for {len(header)} columns")
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
+    lines = ["| " + " | ".join(map(str, header)) + " |", rule]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
