@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -24,8 +24,9 @@ $(VENV)/bin/python:
 	@$(BOOTSTRAP_PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "error: $(BOOTSTRAP_PYTHON) has no venv module: sudo apt-get install python3-venv (Debian/Ubuntu), or run with BOOTSTRAP_PYTHON=/path/to/another/python3"; exit 2; }
 	$(BOOTSTRAP_PYTHON) -m venv $(VENV)
 
-$(STAMP): requirements.txt $(VENV)/bin/python
+$(STAMP): requirements.txt pyproject.toml $(VENV)/bin/python
 	$(PYTHON) -m pip install -q -r requirements.txt
+	$(PYTHON) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 else
 install:  # PYTHON=... given: run with that interpreter, install nothing
@@ -52,8 +53,11 @@ evaluate: install  ## test table, CSV and grid figure for the shipped checkpoint
 	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/sobel.ckpt
 	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/autoencoder.ckpt
 
-test: install  ## the test suite (CI runs exactly this)
-	$(PYTHON) -m pytest -q tests
+test: install  ## the whole test suite and the doctests in src/ (CI runs exactly this)
+	$(PYTHON) -m pytest -q
+
+test-fast: install  ## the suite without the slow tests (browser, DDP, notebooks, knobs)
+	$(PYTHON) -m pytest -q -m "not slow"
 
 bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel pipeline; a 100 MP tiled run
 	$(PYTHON) -m src.experiment.bench
@@ -87,7 +91,7 @@ notebook: install  ## main.ipynb top to bottom (SMOKE=1 make notebook: the 2-cor
 	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace main.ipynb --ExecutePreprocessor.timeout=3600
 
 gpu-bench: install  ## GPU figures in <= 8 min -> figures/gpu-bench.{json,md}
-	$(PYTHON) scripts/gpu_bench.py
+	$(PYTHON) -m src.experiment.gpu_bench
 
 knobs: install  ## each speed knob's measured speed-up on this CPU (+ GPU rows from gpu-bench) -> figures/knobs.{csv,md}
 	$(PYTHON) -m src.experiment.knobs

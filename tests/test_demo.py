@@ -171,6 +171,7 @@ def test_bad_upload_gives_a_readable_error_and_the_server_keeps_serving(client, 
     assert np.asarray(Image.open(api_predict(client, good)[0])).shape == (40, 50)
 
 
+@pytest.mark.slow
 def test_browser_uploads_an_image_and_sees_the_prediction(server, tmp_path):
     """Screenshot into tmp_path; ``make screenshot`` (DEMO_SCREENSHOT=figures/gradio.png) refreshes the README's."""
     chromium = find_chromium()

@@ -2,6 +2,8 @@
 import csv
 import math
 
+import pytest
+
 from src.experiment.knobs import Row, format_rate, format_speedup, gpu_rows, speedup, to_markdown
 
 from .conftest import run_module
@@ -10,6 +12,7 @@ CPU_KNOBS = {"threads", "channels_last", "no_grad", "inference_mode", "bf16", "c
              "loader workers", "targets on device", "ddp", "2 threads, idle", "2 threads, one core busy"}
 
 
+@pytest.mark.slow
 def test_quick_run_measures_every_knob_and_no_row_failed(tmp_path):
     res = run_module("src.experiment.knobs", "--quick", "--threads", "1", "--out", str(tmp_path / "knobs"),
                      "--gpu-json", str(tmp_path / "absent.json"), timeout=300)
@@ -33,6 +36,7 @@ def test_quick_run_measures_every_knob_and_no_row_failed(tmp_path):
     assert "| speed-up (x) |" in res.stdout
 
 
+@pytest.mark.slow
 def test_compiled_can_equals_eager_within_tolerance():
     import torch
 

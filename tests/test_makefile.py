@@ -16,7 +16,7 @@ def make(folder, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def folder(tmp_path):
-    for name in ("Makefile", "requirements.txt"):
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
 
@@ -25,14 +25,18 @@ def test_plain_make_lists_the_targets_and_installs_nothing(folder):
     res = make(folder)
     assert res.returncode == 0, res.stderr
     listed = {line.split()[0] for line in res.stdout.splitlines()[1:]}
-    assert {"help", "install", "kernel", "train", "test", "figures", "screenshot"} <= listed
+    assert {"help", "install", "kernel", "train", "test", "test-fast", "figures", "screenshot"} <= listed
     assert not (folder / ".venv").exists()
 
 
 def test_every_target_runs_the_project_venv_unless_python_is_given(folder):
-    assert ".venv/bin/python -m pytest -q tests" in make(folder, "-n", "test").stdout
+    assert ".venv/bin/python -m pytest -q" in make(folder, "-n", "test").stdout
     dry = make(folder, "-n", "test", "PYTHON=/opt/py/bin/python3").stdout
-    assert "/opt/py/bin/python3 -m pytest -q tests" in dry and "pip install" not in dry
+    assert "/opt/py/bin/python3 -m pytest -q" in dry and "pip install" not in dry
+
+
+def test_make_test_fast_deselects_the_slow_marker(folder):
+    assert '-m "not slow"' in make(folder, "-n", "test-fast", "PYTHON=python3").stdout
 
 
 def test_install_without_the_venv_module_says_in_one_line_what_to_install(folder):

@@ -158,6 +158,7 @@ def test_train_command_trains_the_l1_only_unet(tmp_path):
 
 @pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                     reason="needs torch.distributed with the gloo backend")
+@pytest.mark.slow
 def test_ddp_on_cpu_with_two_processes_runs_two_steps(tmp_path):
     res = run_module("src.experiment.train", "--model", "pix2pix", "--accelerator", "cpu", "--devices", "2",
                      "--strategy", "ddp", "--crop", "32", "--batch-size", "2", "--model-arg", "ngf=4",
@@ -169,6 +170,7 @@ def test_ddp_on_cpu_with_two_processes_runs_two_steps(tmp_path):
     assert isinstance(load_model(tmp_path / "ddp.ckpt"), UNetGenerator)
 
 
+@pytest.mark.slow
 def test_notebook_runs_top_to_bottom_in_smoke_mode(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
@@ -196,7 +198,7 @@ def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
     from .conftest import ROOT
 
     t0 = time.monotonic()
-    res = subprocess.run([sys.executable, "scripts/gpu_bench.py", "--tiny", "--out", str(tmp_path), "--work",
+    res = subprocess.run([sys.executable, "-m", "src.experiment.gpu_bench", "--tiny", "--out", str(tmp_path), "--work",
                           str(tmp_path / "work")], cwd=ROOT, capture_output=True, text=True, timeout=240)
     wall = time.monotonic() - t0
     assert res.returncode == 0, res.stderr[-3000:]

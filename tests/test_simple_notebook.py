@@ -3,12 +3,15 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 import nbformat
 from nbclient import NotebookClient
 
 from .conftest import ROOT
 
 
+@pytest.mark.slow
 def test_simple_main_notebook_runs_in_smoke_mode(monkeypatch):
     monkeypatch.setenv("SMOKE", "1")
     monkeypatch.setenv("PYTHONWARNINGS", "ignore")

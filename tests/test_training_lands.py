@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.experiment.train import build_parser, train
+from src.experiment.train import build_parser, config_from_args, train
 from src.models import read_checkpoint
 
 from .conftest import ROOT, run_module
@@ -20,7 +20,8 @@ TINY = ["--max-steps", "40", "--steps-per-epoch", "10", "--finish-after", "20", 
 
 
 def tiny_args(tmp: Path, *extra: str, name: str = "m"):
-    return build_parser().parse_args([*TINY, "--output", str(tmp / f"{name}.ckpt"), "--run-dir", str(tmp / "runs"), *extra])
+    args = build_parser().parse_args([*TINY, "--output", str(tmp / f"{name}.ckpt"), "--run-dir", str(tmp / "runs"), *extra])
+    return config_from_args(args)
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

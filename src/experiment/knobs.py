@@ -6,7 +6,7 @@ CPU rows are measured here. Inference: MP/s of one forward pass over a photo ``(
 repeats after a warm-up (``src.io.timing.median_seconds``). Training: steady-state steps/s of the real
 ``FilterRegressor`` + ``FilterDataModule`` under ``pl.Trainer`` on the embedded photos, warm-up steps
 (worker start, first batches) excluded, median of repeats run alternately. GPU rows come from the JSON
-``scripts/gpu_bench.py`` writes, when it exists. Writes ``OUT.csv`` and ``OUT.md`` and prints the table.
+``src/experiment/gpu_bench.py`` writes, when it exists. Writes ``OUT.csv`` and ``OUT.md`` and prints the table.
 """
 from __future__ import annotations
 
@@ -152,9 +152,11 @@ def bf16_psnr(net: torch.nn.Module, x: torch.Tensor) -> float:
                 net(x)
     finally:
         hook.remove()
+    from src.evaluation.metrics import psnr
+
     ref, low = outs
-    peak = float(ref.max() - ref.min()) or 1.0
-    return 10 * math.log10(peak**2 / max(float(((low - ref) ** 2).mean()), 1e-20))
+    lo, peak = ref.min(), float(ref.max() - ref.min()) or 1.0
+    return psnr(((low - lo) / peak).numpy(), ((ref - lo) / peak).numpy())
 
 
 COMPILE_TOLERANCE = 1e-4  # max |compiled - eager| on outputs in [0, 1]: inductor may reorder float sums, no more
@@ -345,7 +347,7 @@ def threads_rows(cfg: dict[str, Any]) -> list[Row]:
 
 # ------------------------------------------------------------------------------------------------- the table
 def gpu_rows(report: dict[str, Any]) -> list[Row]:
-    """Rows from ``scripts/gpu_bench.py``'s JSON: each training knob set against "fp32, no knob"."""
+    """Rows from ``src/experiment/gpu_bench.py``'s JSON: each training knob set against "fp32, no knob"."""
     ips, c = report.get("train_images_per_s", {}), report.get("config", {})
     base = ips.get("fp32, no knob")
     model = f"Pix2Pix U-Net {c.get('crop', '?')}² batch {c.get('batch', '?')}"
@@ -391,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.experiment.knobs", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny images and step counts (seconds; for the tests)")
     ap.add_argument("--out", default="figures/knobs", help="writes OUT.csv and OUT.md")
-    ap.add_argument("--gpu-json", default="figures/gpu-bench.json", help="GPU rows from scripts/gpu_bench.py, if present")
+    ap.add_argument("--gpu-json", default="figures/gpu-bench.json", help="GPU rows from src/experiment/gpu_bench.py, if present")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every row but the threads row (default: torch's, one per core)")
     ap.add_argument("--only", choices=("inference", "training", "threads"), default=None,

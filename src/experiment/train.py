@@ -2,10 +2,16 @@
 
     python -m src.experiment.train --model compact --filter sobel --data skimage [--max-steps 1600]
 
+Code calls :func:`train` with a :class:`~src.experiment.config.TrainConfig`; only :func:`main` parses argv.
 Budgets are optimiser steps (``--max-steps``; per-model defaults in ``MODEL_DEFAULTS``), so the same
 command and seed give bit-identical weights on a busy or an idle CPU; ``--max-time`` is only a safety
 cap, and says so when it cuts a run short. ``--resume`` continues an interrupted run (Ctrl-C or a kill)
 from its last checkpoint to the same final weights.
+
+A run is four build steps: :func:`build_module` (the LightningModule), :func:`build_data` (the data
+module), :func:`build_trainer` (Lightning, callbacks, checkpoints) and :func:`export` (best weights to the
+project's checkpoint format, evaluated on the test split). Lightning and torch are imported inside them,
+so ``--help`` and a bad option answer at once.
 """
 from __future__ import annotations
 
@@ -17,26 +23,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
-from src.errors import UserError
 from src.cli import parse_params, run_cli, strict_json
-
-DEFAULT_OUTPUTS = {("compact", "sobel"): "models/sobel.ckpt", ("autoencoder", "sobel"): "models/autoencoder.ckpt"}
-DEFAULT_OUTPUTS.update({("pix2pix", "sobel"): "models/pix2pix.ckpt", ("unet", "sobel"): "models/unet.ckpt"})
-
-# The one table of per-model training defaults. Budgets are optimiser steps, so a busy machine gives the
-# same model as an idle one, only later. ``threads``: the default cap (the compact net's convolutions are
-# too small to gain from a second thread that another process may be using; see the knobs table).
-MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "compact": dict(lr=3e-2, max_steps=150, steps_per_epoch=25, finish="lbfgs", finish_after=100, patience=4,
-                    batch_size=32, threads=1),
-    "autoencoder": dict(lr=1e-3, max_steps=2000, steps_per_epoch=100, finish="none", patience=8, batch_size=32),
-    "can": dict(lr=1e-3, max_steps=2000, steps_per_epoch=20, finish="none", patience=30, batch_size=16),
-    "pix2pix": dict(lr=2e-4, max_steps=2000, steps_per_epoch=100, finish="none", patience=1000, batch_size=32),
-    "unet": dict(lr=2e-4, max_steps=1000, steps_per_epoch=100, finish="none", patience=1000, batch_size=32),
-}
-# Settings that define a run: --resume refuses a checkpoint whose values differ.
-RUN_KEYS = ("model", "model_kwargs", "filter", "filter_params", "data", "crop", "batch_size", "steps_per_epoch",
-            "max_steps", "loss", "lr", "lambda_l1", "finish", "finish_after", "seed", "patience", "lr_patience")
+from src.errors import UserError
+from src.experiment.config import DEFAULT_OUTPUTS, MODEL_DEFAULTS, RUN_KEYS, TrainConfig  # noqa: F401 (re-exported)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", default="skimage",
                     help="'skimage' (embedded, no download), mini-coco|cifar100|oxford-pets[:64|128|native], or a folder")
     ap.add_argument("--crop", type=int, default=64, help="training crop size in pixels")
-    ap.add_argument("--batch-size", type=int, default=None, help="crops per step (default per model: MODEL_DEFAULTS)")
+    ap.add_argument("--batch-size", type=int, default=None, help="crops per step (default per model: src.experiment.config.MODEL_DEFAULTS)")
     ap.add_argument("--steps-per-epoch", type=int, default=None,
                     help="training batches between validations and checkpoints (default per model)")
     ap.add_argument("--max-steps", type=int, default=None,
@@ -90,6 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The command line as a :class:`TrainConfig` (``--model-arg K=V`` parsed to a dict, and so on)."""
+    return TrainConfig(
+        model=args.model, model_kwargs=parse_params(args.model_arg, "--model-arg"), filter=args.filter,
+        filter_params=parse_params(args.filter_param, "--filter-param"),
+        pairs=tuple(args.pairs) if args.pairs else None, data=args.data, crop=args.crop, batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch, max_steps=args.max_steps, max_time=args.max_time, finish=args.finish,
+        finish_after=args.finish_after, limit_val_batches=args.limit_val_batches, patience=args.patience,
+        lr_patience=args.lr_patience, loss=args.loss, lr=args.lr, lambda_l1=args.lambda_l1, seed=args.seed,
+        strategy=args.strategy, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
+        threads=args.threads, accelerator=args.accelerator,
+        devices=args.devices if args.devices == "auto" else int(args.devices), num_workers=args.num_workers,
+        logger=args.logger, output=args.output, run_dir=args.run_dir, resume=args.resume, test=not args.no_test,
+        quiet=args.quiet)
+
+
 def _logger(kind: str, run_dir: Path, name: str):
     import pytorch_lightning.loggers as L
 
@@ -106,51 +112,7 @@ def _logger(kind: str, run_dir: Path, name: str):
     return L.CSVLogger(run_dir, name=name)
 
 
-def _strategy(args: argparse.Namespace):
-    """Pix2Pix's two optimisers each leave the other network without gradients: DDP must allow that."""
-    if args.strategy == "ddp" and args.model == "pix2pix":
-        return "ddp_find_unused_parameters_true"
-    return args.strategy
-
-
-def resolve(args: argparse.Namespace) -> dict[str, Any]:
-    """The run's settings: the command line over the model's defaults (``MODEL_DEFAULTS``)."""
-    if args.model not in MODEL_DEFAULTS:
-        from src.models.networks import MODELS
-
-        raise UserError(f"unknown model {args.model!r}; available: {', '.join(sorted(MODELS))}")
-    d = MODEL_DEFAULTS[args.model]
-    filter_name, filter_params = args.filter, parse_params(args.filter_param, "--filter-param")
-    if args.pairs:  # a black-box filter known from examples (src.dataset.pairs); checked before training
-        filter_name, filter_params = "pairs", {"in_dir": args.pairs[0], "out_dir": args.pairs[1]}
-    cfg = {
-        "model": args.model, "model_kwargs": parse_params(args.model_arg, "--model-arg"),
-        "filter": filter_name, "filter_params": filter_params, "data": args.data if not args.pairs else None,
-        "crop": args.crop, "loss": args.loss, "lambda_l1": args.lambda_l1, "seed": args.seed,
-        "lr_patience": args.lr_patience,
-    }
-    for key in ("lr", "max_steps", "steps_per_epoch", "batch_size", "finish", "patience"):
-        value = getattr(args, key)
-        cfg[key] = d[key] if value is None else value
-    cfg["finish_after"] = args.finish_after if args.finish_after is not None else (
-        d.get("finish_after") if cfg["finish"] != "none" else None)
-    for key in ("max_steps", "steps_per_epoch", "batch_size", "crop"):
-        if cfg[key] < 1:
-            raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {cfg[key]}")
-    if args.model in ("pix2pix", "unet"):  # U-Net depth follows the crop: 128 -> 7, 256 -> 8
-        from src.models.pix2pix import unet_depth
-
-        cfg["model_kwargs"].setdefault("depth", unet_depth(args.crop))
-    return cfg
-
-
-def default_threads(model: str) -> int:
-    from src.threads import available_cores
-
-    return min(available_cores(), MODEL_DEFAULTS.get(model, {}).get("threads", available_cores()))
-
-
-def resume_state(last: Path, cfg: dict[str, Any]) -> None:
+def resume_state(last: Path, settings: dict[str, Any]) -> None:
     """Refuse, in one line, a missing, unreadable or foreign checkpoint before anything is written."""
     import torch
 
@@ -164,127 +126,157 @@ def resume_state(last: Path, cfg: dict[str, Any]) -> None:
     saved = blob.get("run_config") if isinstance(blob, dict) else None
     if not isinstance(saved, dict):
         raise UserError(f"--resume: {last} has no run settings (not written by this training command)")
-    diff = [f"{k} {saved.get(k)!r} there, {cfg.get(k)!r} here" for k in RUN_KEYS if saved.get(k) != cfg.get(k)]
+    diff = [f"{k} {saved.get(k)!r} there, {settings.get(k)!r} here" for k in RUN_KEYS if saved.get(k) != settings.get(k)]
     if diff:
         raise UserError(f"--resume: {last} is from a different run: " + "; ".join(diff))
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Train to the step budget, keep the best validation checkpoint, export it, evaluate on the test split."""
-    cfg = resolve(args)
+def train(config: TrainConfig) -> dict[str, Any]:
+    """Train to the step budget, keep the best validation checkpoint, export it, evaluate on the test split.
+
+    Returns the run's summary (the ``result`` JSON the CLI prints): steps, what stopped it, test metrics,
+    the checkpoint path and the log folder.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train() takes a TrainConfig, got {type(config).__name__}")
+    cfg = config.resolved()
+    import cv2
     import torch
 
-    from src.io.files import check_writable
     from src.filters import get_filter
+    from src.io.files import check_writable
     from src.threads import set_threads
 
-    flt = get_filter(cfg["filter"], **cfg["filter_params"])
-    output = Path(args.output or DEFAULT_OUTPUTS.get((args.model, flt.key), f"models/{args.model}-{flt.key}.ckpt"))
+    flt = get_filter(cfg.filter, **cfg.filter_params)
+    output = Path(cfg.output or DEFAULT_OUTPUTS.get((cfg.model, flt.key), f"models/{cfg.model}-{flt.key}.ckpt"))
     check_writable(output.parent, files=(output.name,), what="--output")
-    ckpt_dir = Path(args.run_dir) / output.stem / "checkpoints"
+    ckpt_dir = Path(cfg.run_dir) / output.stem / "checkpoints"
     check_writable(ckpt_dir, files=("last.ckpt",), what="--run-dir")
-    if args.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise UserError(f"--accelerator {args.accelerator}: no CUDA GPU is visible to torch here (use --accelerator cpu)")
-    last = ckpt_dir / "last.ckpt"
-    if args.resume:
-        resume_state(last, cfg)
-    import cv2
-
+    if cfg.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(f"--accelerator {cfg.accelerator}: no CUDA GPU is visible to torch here (use --accelerator cpu)")
+    if cfg.resume:
+        resume_state(ckpt_dir / "last.ckpt", cfg.run_settings())
     previous_threads = torch.get_num_threads(), cv2.getNumThreads()
-    threads = set_threads(args.threads or default_threads(args.model))
+    threads = set_threads(cfg.threads or cfg.default_threads)
     try:
-        return _train(args, cfg, flt, output, ckpt_dir, threads)
+        return _train(cfg, flt, output, ckpt_dir, threads)
     finally:  # a library call: leave the caller's thread pools as they were
         torch.set_num_threads(previous_threads[0])
         cv2.setNumThreads(previous_threads[1])
 
 
-def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckpt_dir: Path, threads: int) -> dict[str, Any]:
-    import pytorch_lightning as pl
-    import torch
-    from pytorch_lightning.callbacks import ModelCheckpoint
-
-    from src.dataset import FilterDataModule
-    from src.models import count_parameters, save_model
-    from src.experiment.callbacks import AtomicCheckpointIO, FiniteGuard, GracefulInterrupt, RunConfig, StagePlateau
-    from src.models.checkpoint import read_checkpoint
-    from src.models.lit import FilterRegressor
-
-    pl.seed_everything(cfg["seed"], workers=True, verbose=False)
-    run_dir, last = Path(args.run_dir), ckpt_dir / "last.ckpt"
-
-    if args.model == "pix2pix":
+def build_module(cfg: TrainConfig):
+    """The LightningModule: :class:`~src.models.lit.FilterRegressor`, or Pix2Pix's GAN module."""
+    if cfg.model == "pix2pix":
         from src.models.lit_pix2pix import Pix2PixModule
 
-        module = Pix2PixModule(cfg["model_kwargs"], cfg["filter"], cfg["filter_params"], lr=cfg["lr"],
-                               lambda_l1=cfg["lambda_l1"], total_steps=cfg["max_steps"] // 2,  # G + D steps per batch
-                               channels_last=args.channels_last, compile=args.compile, seed=cfg["seed"])
-    else:
-        module = FilterRegressor(args.model, cfg["model_kwargs"], cfg["filter"], cfg["filter_params"], loss=cfg["loss"],
-                                 lr=cfg["lr"], lr_patience=cfg["lr_patience"], finish=cfg["finish"],
-                                 finish_after=cfg["finish_after"], seed=cfg["seed"])
-    kw = dict(crop=cfg["crop"], batch_size=cfg["batch_size"], steps_per_epoch=cfg["steps_per_epoch"],
-              num_workers=args.num_workers, seed=cfg["seed"])
-    if args.pairs:
+        return Pix2PixModule(cfg.model_kwargs, cfg.filter, cfg.filter_params, lr=cfg.lr, lambda_l1=cfg.lambda_l1,
+                             total_steps=cfg.max_steps // 2,  # G + D steps per batch
+                             channels_last=cfg.channels_last, compile=cfg.compile, seed=cfg.seed)
+    from src.models.lit import FilterRegressor
+
+    return FilterRegressor(cfg.model, cfg.model_kwargs, cfg.filter, cfg.filter_params, loss=cfg.loss, lr=cfg.lr,
+                           lr_patience=cfg.lr_patience, finish=cfg.finish, finish_after=cfg.finish_after, seed=cfg.seed)
+
+
+def build_data(cfg: TrainConfig, flt):
+    """The data module, set up for fitting (a bad ``--data`` fails here, before the trainer starts)."""
+    kw = dict(crop=cfg.crop, batch_size=cfg.batch_size, steps_per_epoch=cfg.steps_per_epoch,
+              num_workers=cfg.num_workers, seed=cfg.seed)
+    if cfg.pairs:
         from src.dataset.pairs import PairsDataModule
 
         data = PairsDataModule(flt, **kw)
     else:
-        data = FilterDataModule(flt, cfg["data"], pin_memory=args.accelerator not in ("cpu",), **kw)
-    data.setup("fit")  # fail on bad --data before the trainer starts
+        from src.dataset import FilterDataModule
 
-    if not args.resume:  # a new run: this output's previous run state is replaced (scratch, not a result)
+        data = FilterDataModule(flt, cfg.data, pin_memory=cfg.accelerator not in ("cpu",), **kw)
+    data.setup("fit")
+    return data
+
+
+def build_trainer(cfg: TrainConfig, ckpt_dir: Path, log_name: str):
+    """Lightning's trainer with the project's callbacks; returns ``(trainer, checkpoint, plateau, logger)``."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from src.experiment.callbacks import AtomicCheckpointIO, FiniteGuard, GracefulInterrupt, RunConfig, StagePlateau
+
+    logger = _logger(cfg.logger, Path(cfg.run_dir), log_name)
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr", mode="max", save_top_k=1,
+                                 save_last=True, enable_version_counter=False)
+    plateau = StagePlateau(patience=cfg.patience)
+    # Pix2Pix's two optimisers each leave the other network without gradients: DDP must allow that.
+    strategy = "ddp_find_unused_parameters_true" if cfg.strategy == "ddp" and cfg.model == "pix2pix" else cfg.strategy
+    limit_val = cfg.limit_val_batches
+    trainer = pl.Trainer(
+        accelerator=cfg.accelerator, devices=cfg.devices, max_epochs=-1, max_steps=cfg.max_steps,
+        max_time=timedelta(seconds=cfg.max_time) if cfg.max_time else None,
+        callbacks=[checkpoint, plateau, FiniteGuard(), GracefulInterrupt(ckpt_dir / "last.ckpt"),
+                   RunConfig(cfg.run_settings())],
+        logger=logger, enable_progress_bar=not cfg.quiet, enable_model_summary=False, log_every_n_steps=10,
+        num_sanity_val_steps=0, deterministic=True if cfg.accelerator == "cpu" else "warn",
+        plugins=[AtomicCheckpointIO()], strategy=strategy, precision=cfg.precision,
+        benchmark=cfg.accelerator != "cpu",
+        limit_val_batches=None if limit_val is None else (int(limit_val) if limit_val > 1 else limit_val),
+    )
+    return trainer, checkpoint, plateau, logger
+
+
+def _train(cfg: TrainConfig, flt, output: Path, ckpt_dir: Path, threads: int) -> dict[str, Any]:
+    import pytorch_lightning as pl
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    module = build_module(cfg)
+    data = build_data(cfg, flt)
+    if not cfg.resume:  # a new run: this output's previous run state is replaced (scratch, not a result)
         stale = [f for f in ckpt_dir.glob("*.ckpt")] if ckpt_dir.is_dir() else []
         if stale:
             print(f"note: starting over; the previous run state in {ckpt_dir} is replaced (--resume continues it)")
         for f in stale:
             f.unlink()
-    logger = _logger(args.logger, run_dir, output.stem)
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr", mode="max", save_top_k=1,
-                                 save_last=True, enable_version_counter=False)
-    plateau = StagePlateau(patience=cfg["patience"])
-    interrupt = GracefulInterrupt(last)
-    devices: Any = args.devices if args.devices == "auto" else int(args.devices)
-    trainer = pl.Trainer(
-        accelerator=args.accelerator, devices=devices, max_epochs=-1, max_steps=cfg["max_steps"],
-        max_time=timedelta(seconds=args.max_time) if args.max_time else None,
-        callbacks=[checkpoint, plateau, FiniteGuard(), interrupt, RunConfig({k: cfg[k] for k in RUN_KEYS})],
-        logger=logger, enable_progress_bar=not args.quiet, enable_model_summary=False, log_every_n_steps=10,
-        num_sanity_val_steps=0, deterministic=True if args.accelerator == "cpu" else "warn",
-        plugins=[AtomicCheckpointIO()], strategy=_strategy(args), precision=args.precision,
-        benchmark=args.accelerator != "cpu",
-        limit_val_batches=None if args.limit_val_batches is None else (
-            int(args.limit_val_batches) if args.limit_val_batches > 1 else args.limit_val_batches),
-    )
+    trainer, checkpoint, plateau, logger = build_trainer(cfg, ckpt_dir, output.stem)
     t0 = time.time()
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume else None, weights_only=True)
+    last = ckpt_dir / "last.ckpt"
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if cfg.resume else None, weights_only=True)
     train_seconds = time.time() - t0
     if not trainer.is_global_zero:  # DDP: rank 0 evaluates and writes the checkpoint
         return {}
 
     steps = trainer.global_step
-    if steps >= cfg["max_steps"]:
+    if steps >= cfg.max_steps:
         stopped_by = "step budget"
     elif plateau.stopped_at is not None:
         stopped_by = "validation plateau"
-    elif args.max_time and train_seconds >= args.max_time * 0.99:
+    elif cfg.max_time and train_seconds >= cfg.max_time * 0.99:
         stopped_by = "time cap"
-        print(f"stopped by the time cap ({args.max_time:g} s) after {steps} of {cfg['max_steps']} steps: "
+        print(f"stopped by the time cap ({cfg.max_time:g} s) after {steps} of {cfg.max_steps} steps: "
               "this result depends on the machine's speed and load")
     else:
         stopped_by = "end of training"
-    best = read_checkpoint(checkpoint.best_model_path) if checkpoint.best_model_path else None
-    if best is not None:
-        module.net.load_state_dict(best["state_dict"])
-    net = module.net.float().cpu().eval()
     result: dict[str, Any] = {
-        "model": args.model, "filter": flt.key, "params": count_parameters(net), "steps": steps,
-        "max_steps": cfg["max_steps"], "stopped_by": stopped_by, "threads": threads,
-        "train_seconds": round(train_seconds, 1), "epochs": trainer.current_epoch,
+        "model": cfg.model, "filter": flt.key, "steps": steps, "max_steps": cfg.max_steps, "stopped_by": stopped_by,
+        "threads": threads, "train_seconds": round(train_seconds, 1), "epochs": trainer.current_epoch,
         "finish_start": getattr(module, "finish_start", None),
         "best_val_psnr": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
     }
-    if not args.no_test:
+    return export(cfg, module, checkpoint.best_model_path, data, flt, output, result, logger)
+
+
+def export(cfg: TrainConfig, module, best_path: str, data, flt, output: Path, result: dict[str, Any], logger) -> dict[str, Any]:
+    """The best validation weights to ``output`` (the project's checkpoint format), evaluated on the test split."""
+    import torch
+
+    from src.models import count_parameters, save_model
+    from src.models.checkpoint import read_checkpoint
+
+    best = read_checkpoint(best_path) if best_path else None
+    if best is not None:
+        module.net.load_state_dict(best["state_dict"])
+    net = module.net.float().cpu().eval()
+    result = {"model": result["model"], "filter": result["filter"], "params": count_parameters(net),
+              **{k: v for k, v in result.items() if k not in ("model", "filter")}}
+    if cfg.test:
         from src.evaluation.evaluate import evaluate_images, format_table
 
         rows, mean = evaluate_images(net, flt, data.splits["test"])
@@ -292,11 +284,11 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
         result.update({f"test_{k}": v for k, v in mean.items() if k not in ("image", "size")})
     metrics = {k: v for k, v in result.items()
                if isinstance(v, float) and math.isfinite(v) and k.startswith(("test_", "best_"))}
-    info = {"data": cfg["data"], "crop": cfg["crop"], "seed": cfg["seed"], "train_seconds": result["train_seconds"],
-            "epochs": result["epochs"], "steps": steps, "max_steps": cfg["max_steps"], "stopped_by": stopped_by,
-            "finish": cfg["finish"], "finish_start": result["finish_start"], "threads": threads,
-            "torch": torch.__version__}
-    save_model(output, net, args.model, flt.name, flt.params, metrics=metrics, info=info)
+    info = {"data": cfg.data, "crop": cfg.crop, "seed": cfg.seed, "train_seconds": result["train_seconds"],
+            "epochs": result["epochs"], "steps": result["steps"], "max_steps": cfg.max_steps,
+            "stopped_by": result["stopped_by"], "finish": cfg.finish, "finish_start": result["finish_start"],
+            "threads": result["threads"], "torch": torch.__version__}
+    save_model(output, net, cfg.model, flt.name, flt.params, metrics=metrics, info=info)
     result["checkpoint"] = str(output)
     result["log_dir"] = str(logger.log_dir) if logger and getattr(logger, "log_dir", None) else None
     print(strict_json(result))
@@ -304,20 +296,21 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
     print(f"result: {output} | test PSNR {psnr:.2f} dB" if psnr is not None else f"result: {output}", end="")
     if result.get("test_ssim") is not None:
         print(f", SSIM {result['test_ssim']:.5f}", end="")
-    print(f" | {steps} steps ({stopped_by}) in {train_seconds:.0f} s, {threads} thread(s)")
+    print(f" | {result['steps']} steps ({result['stopped_by']}) in {result['train_seconds']:.0f} s, "
+          f"{result['threads']} thread(s)")
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.experiment.callbacks import TrainingInterrupted
-
     import logging
+
+    from src.experiment.callbacks import TrainingInterrupted
 
     args = build_parser().parse_args(argv)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)  # no "GPU available: False" banners on the CLI
     try:
-        train(args)
+        train(config_from_args(args))
     except TrainingInterrupted as exc:
         print(f"{exc}; continue with the same command and --resume", file=sys.stderr)
         return 130

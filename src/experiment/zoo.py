@@ -35,7 +35,7 @@ ZOO_FILTERS: list[tuple[str, dict]] = [
 ZOO_MODELS = ("compact", "can", "autoencoder")
 ZOO_STEPS = {"compact": 400, "can": 600, "autoencoder": 1500}  # optimiser steps per run
 CAN_ARGS = {"width": 8, "depth": 5}  # CPU-sized: 8 channels, receptive field 17 x 17 (trains ~4x the steps of 16 x 6 per second)
-TRAIN_ARGS = {"autoencoder": ["--steps-per-epoch", "50"]}  # everything else: src.experiment.train.MODEL_DEFAULTS
+TRAIN_ARGS = {"autoencoder": {"steps_per_epoch": 50}}  # everything else: src.experiment.config.MODEL_DEFAULTS
 
 
 def model_args(model: str, flt) -> dict[str, Any]:
@@ -67,7 +67,8 @@ def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Pat
     checkpoint ``models/zoo/<model><tag>-<filter>.ckpt``. ``accelerator`` is where training runs; the
     MP/s columns are always CPU inference.
     """
-    from src.experiment.train import build_parser, train
+    from src.experiment.config import TrainConfig
+    from src.experiment.train import train
     from src.filters import get_filter
     from src.models import load_model
     from src.experiment.bench import photo
@@ -75,16 +76,10 @@ def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Pat
 
     flt = get_filter(name, **params)
     steps = steps or ZOO_STEPS[model]
-    argv = ["--model", model, "--filter", name, "--data", "skimage", "--max-steps", str(steps),
-            "--quiet", "--logger", "none", "--accelerator", accelerator,
-            "--output", str(Path("models/zoo") / f"{model}{tag}-{flt.key}.ckpt"), *TRAIN_ARGS.get(model, [])]
-    if threads:
-        argv += ["--threads", str(threads)]
-    for k, v in params.items():
-        argv += ["--filter-param", f"{k}={v}"]
-    for k, v in (model_args(model, flt) | (net_args or {})).items():
-        argv += ["--model-arg", f"{k}={v}"]
-    result = train(build_parser().parse_args(argv))
+    result = train(TrainConfig(
+        model=model, model_kwargs=model_args(model, flt) | (net_args or {}), filter=name, filter_params=dict(params),
+        data="skimage", max_steps=steps, quiet=True, logger="none", accelerator=accelerator, threads=threads,
+        output=str(Path("models/zoo") / f"{model}{tag}-{flt.key}.ckpt"), **TRAIN_ARGS.get(model, {})))
     net = load_model(result["checkpoint"])
     row_extra = {"steps": result["steps"], "finish_start": result.get("finish_start")}
     img = photo(1.0)

@@ -66,6 +66,12 @@ _REGISTRY: dict[str, tuple[Callable[..., Filter], str]] = {}
 _SPEC_RESOLVER: Callable[[str], None] | None = None
 
 
+def set_spec_resolver(resolve: Callable[[str], None]) -> None:
+    """How ``get_filter`` registers a ``module:function`` name it does not know yet."""
+    global _SPEC_RESOLVER
+    _SPEC_RESOLVER = resolve
+
+
 def register(name: str, description: str = "") -> Callable[[Callable[..., Filter]], Callable[..., Filter]]:
     """Register a filter factory ``f(**params) -> Filter`` under ``name``."""
 

@@ -22,8 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from src.errors import UserError
-from src.filters import registry
-from src.filters.registry import Filter, register
+from src.filters.registry import Filter, register, set_spec_resolver
 
 UserFn = Callable[..., np.ndarray]
 RANGE_TOLERANCE = 1e-6
@@ -105,4 +104,4 @@ def register_callable_spec(spec: str) -> None:
     user_filter(spec, f"user filter {spec}")(fn)
 
 
-registry._SPEC_RESOLVER = register_callable_spec
+set_spec_resolver(register_callable_spec)

@@ -5,7 +5,7 @@ smoothing.
 ``depth`` 3x3 layers of ``width`` channels with dilations ``1, 2, 4, ..., 2^(depth-3), 1``, each
 followed by an adaptive normalisation ``a * x + b * BN(x)`` and a leaky ReLU (slope 0.2), then a 1x1
 linear layer to the output channels. The receptive field grows exponentially with depth: the default
-(``depth=7``) sees 63 x 63 pixels. Every layer reflect-101 pads by its dilation, so any input size
+(``depth=7``) sees 65 x 65 pixels. Every layer reflect-101 pads by its dilation, so any input size
 >= 1 x 1 keeps its size, and tiled inference with a halo of ``receptive_radius`` equals the whole image.
 When input and output both have 3 channels the network predicts the change to the input (a residual),
 which is what these operators mostly are.
@@ -13,6 +13,8 @@ which is what these operators mostly are.
 >>> net = ContextAggregationNet(out_channels=3).eval()
 >>> net(torch.rand(1, 3, 7, 9)).shape
 torch.Size([1, 3, 7, 9])
+>>> 2 * net.receptive_radius + 1  # the receptive field, pixels
+65
 """
 from __future__ import annotations
 

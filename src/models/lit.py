@@ -7,7 +7,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
-from torchmetrics.functional.image import structural_similarity_index_measure
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from src.errors import UserError
 from src.filters import get_filter
@@ -17,10 +17,14 @@ from src.models.layers import run_any_size
 LOSSES = {"l1": F.l1_loss, "mse": F.mse_loss}
 
 
+PSNR_CAP = 100.0  # dB for an exact match, as src.evaluation.metrics.psnr (the NumPy twin, for whole images)
+
+
 def image_psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of per-image PSNR, data range 1 (identical images cap at 100 dB)."""
-    mse = ((pred.float() - target.float()) ** 2).flatten(1).mean(1)
-    return (10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean()
+    """Mean over the batch of per-image PSNR (torchmetrics), data range 1, identical images capped at 100 dB."""
+    per_image = peak_signal_noise_ratio(pred.float(), target.float(), data_range=1.0, reduction="none",
+                                        dim=tuple(range(1, pred.dim())))
+    return per_image.clamp_max(PSNR_CAP).mean()
 
 
 def image_ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -156,7 +160,7 @@ class FilterRegressor(pl.LightningModule):
 
         loss = lbfgs.step(closure=closure).detach()
         self.log("train_loss", loss, prog_bar=True)
-        self.log("train_psnr", 10 * torch.log10(1 / loss.clamp_min(1e-10)), prog_bar=True)
+        self.log("train_psnr", (10 * torch.log10(1 / loss)).clamp_max(PSNR_CAP), prog_bar=True)  # loss is the MSE
         return loss
 
     # -- validation ---------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """GPU figures in one run (<= 8 minutes on one GPU): Pix2Pix training speed per speed knob, test PSNR after
 2 minutes of training, and the compact Sobel net's inference speed on 4096x4096 images.
 
-    python scripts/gpu_bench.py                 # one GPU: writes figures/gpu-bench.{json,md}
-    python scripts/gpu_bench.py --tiny          # a CPU smoke run of the same code (seconds, for the tests)
+    python -m src.experiment.gpu_bench                 # one GPU: writes figures/gpu-bench.{json,md}
+    python -m src.experiment.gpu_bench --tiny          # a CPU smoke run of the same code (seconds, for the tests)
 
 1. Pix2Pix training images/s at 128x128 (batch 32, the paper's U-Net and PatchGAN, targets computed on the
    GPU from the batch, pinned memory and loader workers), for: fp32 with no knob, each knob alone (bf16
@@ -15,7 +15,7 @@
    Sobel (``sobel_magnitude`` on the same pixels) and the HBM bound: the device's copy bandwidth over the
    bytes a pixel must move (3 in + 4 out, or 3 + 1); with its max abs difference from the eager network.
 
-    python scripts/gpu_bench.py --fused-only    # section 4 alone (about a minute), into gpu-bench-fused.json
+    python -m src.experiment.gpu_bench --fused-only    # section 4 alone (about a minute), into gpu-bench-fused.json
 """
 from __future__ import annotations
 
@@ -24,19 +24,17 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import pytorch_lightning as pl
+import torch
 
-import numpy as np  # noqa: E402
-import pytorch_lightning as pl  # noqa: E402
-import torch  # noqa: E402
-
-from src.dataset import FilterDataModule  # noqa: E402
-from src.filters import get_filter  # noqa: E402
-from src.models.lit_pix2pix import Pix2PixModule  # noqa: E402
-from src.models.pix2pix import unet_depth  # noqa: E402
-from src.experiment.knobs import Throughput  # noqa: E402  (shared with the CPU knobs table)
-from src.io.files import atomic_write_bytes  # noqa: E402
-from src.cli import strict_json  # noqa: E402
+from src.dataset import FilterDataModule
+from src.filters import get_filter
+from src.models.lit_pix2pix import Pix2PixModule
+from src.models.pix2pix import unet_depth
+from src.experiment.knobs import Throughput  # shared with the CPU knobs table
+from src.io.files import atomic_write_bytes
+from src.cli import strict_json
 
 KNOBS = ("bf16", "channels_last", "benchmark", "compile")
 
@@ -58,14 +56,14 @@ def train_throughput(cfg: dict, knobs: set[str]) -> float:
 
 
 def psnr_after(cfg: dict, out_dir: Path) -> dict:
-    from src.experiment.train import build_parser, train
+    from src.experiment.config import TrainConfig
+    from src.experiment.train import train
 
-    argv = ["--model", "pix2pix", "--crop", str(cfg["crop"]), "--model-arg", f"ngf={cfg['ngf']}",
-            "--batch-size", str(cfg["batch"]), "--max-time", str(cfg["seconds"]), "--steps-per-epoch",
-            str(cfg["steps_per_epoch"]), "--accelerator", cfg["accelerator"], "--num-workers", str(cfg["workers"]),
-            "--output", str(out_dir / "pix2pix-2min.ckpt"), "--run-dir", str(out_dir / "runs"), "--quiet",
-            "--logger", "none", *cfg["knob_args"]]
-    res = train(build_parser().parse_args(argv))
+    res = train(TrainConfig(
+        model="pix2pix", crop=cfg["crop"], model_kwargs={"ngf": cfg["ngf"]}, batch_size=cfg["batch"],
+        max_time=cfg["seconds"], steps_per_epoch=cfg["steps_per_epoch"],
+        accelerator=cfg["accelerator"], num_workers=cfg["workers"], output=str(out_dir / "pix2pix-2min.ckpt"),
+        run_dir=str(out_dir / "runs"), quiet=True, logger="none", **cfg["knobs"]))
     return {k: res.get(k) for k in ("test_psnr", "test_ssim", "best_val_psnr", "train_seconds", "epochs")}
 
 
@@ -167,21 +165,21 @@ def main(argv=None) -> int:
 
     if args.tiny:
         cfg = dict(accelerator="cpu", crop=32, ngf=4, batch=2, warmup=1, measure=2, workers=0, seconds=3,
-                   steps_per_epoch=2, big=256, fused_batch=2, knob_args=[])
+                   steps_per_epoch=2, big=256, fused_batch=2, knobs={})
         knob_sets = [set(), {"channels_last"}]
     else:
         if not torch.cuda.is_available():
             raise SystemExit("error: no GPU visible; use --tiny for a CPU smoke run")
         cfg = dict(accelerator="gpu", crop=128, ngf=64, batch=32, warmup=15, measure=40, workers=8, seconds=120,
                    steps_per_epoch=200, big=4096, fused_batch=8,
-                   knob_args=["--precision", "bf16-mixed", "--channels-last"] + ([] if args.skip_compile else ["--compile"]))
+                   knobs=dict(precision="bf16-mixed", channels_last=True, compile=not args.skip_compile))
         knobs = [k for k in KNOBS if not (args.skip_compile and k == "compile")]
         knob_sets = [set()] + [{k} for k in knobs] + [set(knobs)]
         if not args.skip_compile:
             knob_sets.append(set(knobs) - {"compile"})
 
     report: dict = {"device": torch.cuda.get_device_name() if cfg["accelerator"] != "cpu" else "cpu",
-                    "torch": torch.__version__, "config": {k: v for k, v in cfg.items() if k != "knob_args"},
+                    "torch": torch.__version__, "config": {k: v for k, v in cfg.items() if k != "knobs"},
                     "train_images_per_s": {}}
     t_start = time.time()
     out = Path(args.out)

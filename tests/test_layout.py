@@ -1,0 +1,116 @@
+"""The layout (issue "one-hop layout"): imports point down the layers only, no module imports itself back
+through others, every package says in its docstring what it holds and may import, and no file is huge."""
+import ast
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+SRC = ROOT / "src"
+# Lowest first. A module may import its own layer and the ones before it, never one after it.
+LAYERS = [
+    {"errors"},
+    {"cli", "threads"},
+    {"io"},
+    {"filters"},
+    {"dataset"},
+    {"models"},
+    {"inference"},
+    {"evaluation"},
+    {"experiment"},
+    {"reports"},
+    {"demo", "testing"},
+]
+MAX_LINES = 450
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every ``src...`` module that ``path`` imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("src")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("src"):
+            found.add(node.module)
+            # "from src.filters import pairs" imports the submodule src.filters.pairs
+            found |= {f"{node.module}.{a.name}" for a in node.names if (SRC.parent / (node.module.replace(".", "/") + f"/{a.name}.py")).exists()}
+    return found
+
+
+MODULES = {module_name(p): p for p in SRC.rglob("*.py")}
+GRAPH = {m: {i for i in imports(p) if i in MODULES and i != m} for m, p in MODULES.items()}
+
+
+def layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else ""
+    for i, names in enumerate(LAYERS):
+        if top in names:
+            return i
+    raise AssertionError(f"{module} is in no layer of tests/test_layout.py: add its package to LAYERS")
+
+
+def test_every_package_of_src_has_a_layer():
+    for m in MODULES:
+        if m != "src":
+            layer(m)
+
+
+def test_imports_point_down_the_layers_only():
+    upward = [f"{m} -> {i}" for m, deps in GRAPH.items() if m != "src" for i in deps if layer(i) > layer(m)]
+    assert not upward, "imports from a higher layer:\n" + "\n".join(sorted(upward))
+
+
+def test_the_module_import_graph_has_no_cycle():
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(GRAPH[m]):
+            if state.get(d) == 1:
+                cycle = stack[stack.index(d):] + [d]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in sorted(GRAPH):
+        if m not in state:
+            visit(m)
+
+
+def test_the_cycle_check_finds_a_planted_cycle():
+    GRAPH["src.errors"].add("src.cli")
+    try:
+        with pytest.raises(pytest.fail.Exception, match="import cycle"):
+            test_the_module_import_graph_has_no_cycle()
+    finally:
+        GRAPH["src.errors"].discard("src.cli")
+
+
+def test_each_package_docstring_says_what_it_may_import():
+    for init in SRC.glob("*/__init__.py"):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert doc, f"{init.relative_to(ROOT)} has no docstring"
+        if init.parent.name not in ("filters", "dataset", "models"):  # the public API packages list their exports
+            assert "May import" in doc, f"{init.relative_to(ROOT)}: say what the package may import"
+
+
+def test_no_source_file_is_too_long_to_read_at_once():
+    long = [f"{p.relative_to(ROOT)}: {n} lines" for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES]
+    assert not long, long
+
+
+def test_nothing_patches_sys_path():
+    offenders = [str(p.relative_to(ROOT)) for p in [*SRC.rglob("*.py"), *ROOT.glob("*.py"), *ROOT.glob("scripts/*.py"),
+                                                      *ROOT.glob("*.ipynb")]
+                 if "sys.path.insert" in p.read_text() and p.name != "user.py"]  # user.py: the --filter module:function search
+    assert not offenders, offenders
