@@ -29,6 +29,7 @@ import numpy as np
 
 from src.errors import UserError
 from src.cli import run_cli
+from src.io.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -172,9 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (f"one {w * h / 1e6:.0f} MP request alone ({w}x{h})", big_alone_err or "ok",
          f"{big_alone:.1f} s, peak server RSS {peak.peak / 2**30:.2f} GB (idle {idle_rss / 2**30:.2f} GB)"),
     ]
-    print("| measurement | outcome | result |\n|---|---|---|")
-    for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+    print(markdown_table(["measurement", "outcome", "result"], rows))
     print(f"\nmachine: {os.cpu_count()} cores, load average {load_before[0]:.1f} before / {load_after[0]:.1f} after "
           "(other processes included)")
     return 0

@@ -28,6 +28,7 @@ import torch
 
 from src.errors import UserError
 from src.cli import run_cli
+from src.io.tables import markdown_table
 from src.io.timing import interleaved_medians, median_seconds
 
 BYTES_PER_PIXEL = 7  # uint8 RGB in, float32 out: what any runtime must move at least
@@ -153,12 +154,11 @@ def markdown(rows: list[dict], info: dict) -> str:
              f"the start {info['load'][0]:.2f} (shared machine). "
              f"Memory-bandwidth bound: copy bandwidth {info['bandwidth_gbs']:.1f} GB/s (np.copyto of {info['copy_mb']} MB on "
              f"{info['threads']} threads, read + write) / {BYTES_PER_PIXEL} bytes a pixel = {info['bound_mps']:.0f} MP/s.",
-             "", "| image | runtime | MP/s | x OpenCV pipeline | fraction of the bound | max abs error vs torch | note |",
-             "|---:|---|---:|---:|---:|---:|---|"]
-    for r in rows:
-        err = "" if r["max_abs_err"] is None else f"{r['max_abs_err']:.1e}"
-        lines.append(f"| {r['megapixels']:g} MP | {r['runtime']} | {r['mps']:.1f} | {r['ratio']:.2f} | "
-                     f"{r['bound_fraction']:.3f} | {err} | {r['note']} |")
+             ""]
+    lines.append(markdown_table(
+        ["image", "runtime", "MP/s", "x OpenCV pipeline", "fraction of the bound", "max abs error vs torch", "note"],
+        [(f"{r['megapixels']:g} MP", r["runtime"], f"{r['mps']:.1f}", f"{r['ratio']:.2f}", f"{r['bound_fraction']:.3f}",
+          "" if r["max_abs_err"] is None else f"{r['max_abs_err']:.1e}", r["note"]) for r in rows], align="rlrrrrl"))
     if info.get("svd_split_errors"):
         lines += ["", "SVD split of the checkpoint's kernels (not used; the runtime stays exact): max abs error "
                   + ", ".join(f"rank {k}: {v:.1e}" for k, v in info["svd_split_errors"].items())

@@ -34,6 +34,7 @@ from src.models.lit_pix2pix import Pix2PixModule
 from src.models.pix2pix import unet_depth
 from src.experiment.knobs import Throughput  # shared with the CPU knobs table
 from src.io.files import atomic_write_bytes
+from src.io.tables import markdown_table
 from src.cli import strict_json
 
 KNOBS = ("bf16", "channels_last", "benchmark", "compile")
@@ -203,8 +204,8 @@ def main(argv=None) -> int:
 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "gpu-bench.json", strict_json(report, indent=1).encode())
-    lines = [f"| Pix2Pix training, {cfg['crop']}² batch {cfg['batch']} | img/s |", "|---|---:|"]
-    lines += [f"| {k} | {v:.1f} |" for k, v in report["train_images_per_s"].items()]
+    lines = [markdown_table([f"Pix2Pix training, {cfg['crop']}² batch {cfg['batch']}", "img/s"],
+                            [(k, f"{v:.1f}") for k, v in report["train_images_per_s"].items()], align="lr")]
     a, c = report["after_training"], report["compact_inference"]
     lines += ["", f"Test PSNR after {cfg['seconds']} s of training: {a['test_psnr']:.2f} dB (SSIM {a['test_ssim']:.4f}).",
               f"Compact net on {c['size']}: {c['network_gpix_per_s']:.2f} GP/s (network), "

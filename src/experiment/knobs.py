@@ -11,9 +11,7 @@ repeats after a warm-up (``src.io.timing.median_seconds``). Training: steady-sta
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -31,6 +29,7 @@ import torch
 
 from src.errors import UserError
 from src.cli import run_cli, strict_json
+from src.io.tables import csv_text, markdown_table
 
 FULL = dict(mp=1.0, repeats=3, compile=("seed autoencoder", "CAN w16 d6"), crop=64, batch=32, warmup=10,
             measure=40, train_repeats=3)
@@ -359,20 +358,18 @@ COLUMNS = ("device", "knob", "what is measured", "model", "baseline", "with knob
 
 
 def to_csv(rows: list[Row]) -> str:
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    w.writerow(COLUMNS)
-    for r in rows:
-        s = speedup(r.baseline, r.with_knob)
-        w.writerow([r.device, r.knob, r.measure, r.model, "" if r.baseline is None else f"{r.baseline:.6g}",
-                    "" if r.with_knob is None else f"{r.with_knob:.6g}", "" if s is None else f"{s:.4g}", r.notes])
-    return out.getvalue()
+    def cell(v: float | None, fmt: str) -> str:
+        return "" if v is None else format(v, fmt)
+
+    values = [(r.device, r.knob, r.measure, r.model, cell(r.baseline, ".6g"), cell(r.with_knob, ".6g"),
+               cell(speedup(r.baseline, r.with_knob), ".4g"), r.notes) for r in rows]
+    return csv_text([dict(zip(COLUMNS, v)) for v in values], COLUMNS, lineterminator="\n")
 
 
 def to_markdown(rows: list[Row], header: str, gpu_line: str) -> str:
-    lines = [header, "", "| " + " | ".join(COLUMNS) + " |", "|---|---|---|---|---:|---:|---:|---|"]
-    lines += [f"| {r.device} | {r.knob} | {r.measure} | {r.model} | {format_rate(r.baseline)} | "
-              f"{format_rate(r.with_knob)} | {format_speedup(r)} | {r.notes} |" for r in rows]
+    table = markdown_table(COLUMNS, [(r.device, r.knob, r.measure, r.model, format_rate(r.baseline),
+                                      format_rate(r.with_knob), format_speedup(r), r.notes) for r in rows], align="llllrrrl")
+    lines = [header, "", table]
     return "\n".join(lines + ["", gpu_line]) + "\n"
 
 

@@ -19,7 +19,7 @@ from src.errors import UserError
 from src.cli import run_cli
 from src.inference.precision import cast_state, conv_layers, dynamic_int8, int8_weight_state, quantize_weights_int8, quantized_engine, quantized_layers, serialized_size, static_int8, tensor_bytes, with_state
 from src.io.files import atomic_write_bytes
-from src.io.tables import write_csv
+from src.io.tables import markdown_table, write_csv
 
 COLUMNS = ("checkpoint", "model", "format", "layers_quantised", "conv_layers", "file_bytes", "tensor_bytes",
            "psnr", "delta_psnr", "ssim", "zero_psnr")
@@ -67,11 +67,11 @@ def quantization_table(checkpoints: Sequence[str], crops: int = 32, images: list
 
 def format_markdown(rows: list[dict], crops: int) -> str:
     """The table as Markdown, with the footnotes that say how each number was measured."""
-    lines = ["| model | format | layers quantised | file size (bytes) | tensor bytes | test PSNR (dB) | ΔPSNR (dB) | SSIM |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['model']} | {r['format']} | {r['layers_quantised']} of {r['conv_layers']} | {r['file_bytes']:,} "
-                     f"| {r['tensor_bytes']:,} | {r['psnr']:.2f} | {round(r['delta_psnr'], 2) + 0.0:+.2f} | {r['ssim']:.4f} |")
+    lines = [markdown_table(
+        ["model", "format", "layers quantised", "file size (bytes)", "tensor bytes", "test PSNR (dB)", "ΔPSNR (dB)", "SSIM"],
+        [(r["model"], r["format"], f"{r['layers_quantised']} of {r['conv_layers']}", f"{r['file_bytes']:,}",
+          f"{r['tensor_bytes']:,}", f"{r['psnr']:.2f}", f"{round(r['delta_psnr'], 2) + 0.0:+.2f}", f"{r['ssim']:.4f}")
+         for r in rows], align="llrrrrrr")]
     zeros = "; ".join(dict.fromkeys(f"{r['model']} {r['zero_psnr']:.2f} dB" for r in rows))
     lines += [
         "",
