@@ -115,3 +115,22 @@ def image_metrics(pred: np.ndarray, target: np.ndarray, ring: int = 4) -> dict[s
         "border_psnr": psnr(pred, target, ring_mask),
         "interior_psnr": psnr(pred, target, ~ring_mask),
     }
+
+
+def error_by_distance(pred_target: list[tuple[np.ndarray, np.ndarray]], max_d: int = 16) -> np.ndarray:
+    """Mean |error| by distance to the nearest image edge, ``(max_d + 1,)``; the last bin is ``>= max_d``.
+
+    >>> e = error_by_distance([(np.ones((5, 5)), np.zeros((5, 5)))], max_d=2)
+    >>> e.tolist()
+    [1.0, 1.0, 1.0]
+    """
+    sums, counts = np.zeros(max_d + 1), np.zeros(max_d + 1)
+    for pred, target in pred_target:
+        err = np.abs(pred.astype(np.float64) - target)
+        err = err.mean(axis=2) if err.ndim == 3 else err
+        h, w = err.shape
+        yy, xx = np.mgrid[:h, :w]
+        d = np.minimum(np.minimum(yy, h - 1 - yy), np.minimum(xx, w - 1 - xx)).clip(max=max_d)
+        sums += np.bincount(d.ravel(), err.ravel(), max_d + 1)
+        counts += np.bincount(d.ravel(), minlength=max_d + 1)
+    return sums / np.maximum(counts, 1)

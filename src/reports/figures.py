@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from src.evaluation.metrics import error_by_distance
 from src.io.plots import pyplot, save_figure
 from src.io.tables import read_csv
 from src.errors import UserError
@@ -57,23 +58,10 @@ def _csv(path: Path, command: str) -> list[dict]:
     return read_csv(path, numbers=False)
 
 
-def error_by_distance(pred_target: list[tuple[np.ndarray, np.ndarray]], max_d: int = 16) -> np.ndarray:
-    """Mean |error| by distance to the nearest image edge, ``(max_d + 1,)``; the last bin is ``>= max_d``.
-
-    >>> e = error_by_distance([(np.ones((5, 5)), np.zeros((5, 5)))], max_d=2)
-    >>> e.tolist()
-    [1.0, 1.0, 1.0]
-    """
-    sums, counts = np.zeros(max_d + 1), np.zeros(max_d + 1)
-    for pred, target in pred_target:
-        err = np.abs(pred.astype(np.float64) - target)
-        err = err.mean(axis=2) if err.ndim == 3 else err
-        h, w = err.shape
-        yy, xx = np.mgrid[:h, :w]
-        d = np.minimum(np.minimum(yy, h - 1 - yy), np.minimum(xx, w - 1 - xx)).clip(max=max_d)
-        sums += np.bincount(d.ravel(), err.ravel(), max_d + 1)
-        counts += np.bincount(d.ravel(), minlength=max_d + 1)
-    return sums / np.maximum(counts, 1)
+def val_curve(log_rows: list[dict]) -> tuple[list[int], list[float]]:
+    """``(steps, val PSNR)`` from the rows of a Lightning CSV log (``metrics.csv``) or its committed copy."""
+    rows = [r for r in log_rows if r.get("val_psnr") not in (None, "")]
+    return [int(r["step"]) for r in rows], [float(r["val_psnr"]) for r in rows]
 
 
 def fig_target_examples(out: Path) -> list[Path]:
@@ -184,8 +172,7 @@ def fig_curves(out: Path) -> list[Path]:
             ("compact net, zero padding", "curves-compact-zero-padding.csv")]
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for label, name in runs:
-        rows = [r for r in _csv(out / name, "simple_main.ipynb / the padding ablation") if r.get("val_psnr")]
-        ax.plot([int(r["step"]) for r in rows], [float(r["val_psnr"]) for r in rows], marker=".", label=label)
+        ax.plot(*val_curve(_csv(out / name, "simple_main.ipynb / the padding ablation")), marker=".", label=label)
     return _finish_plot(fig, ax, out / "curves.png", "training step (batch of 32 crops, 64 x 64)",
                         "val PSNR (dB), whole images", "Sobel, 210 s CPU budget each; early stopping on val PSNR")
 
