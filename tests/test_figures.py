@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from src.errors import UserError
-from src.reports.figures import error_by_distance, main
+from src.reports.figures import main
+from src.evaluation.metrics import error_by_distance
 
 FIGURES = Path(__file__).resolve().parents[1] / "figures"
 
