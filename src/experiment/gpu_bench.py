@@ -35,6 +35,7 @@ from src.models.pix2pix import unet_depth
 from src.experiment.knobs import Throughput  # shared with the CPU knobs table
 from src.io.files import atomic_write_bytes
 from src.io.tables import markdown_table
+from src.io.timing import median_seconds
 from src.cli import strict_json
 
 KNOBS = ("bf16", "channels_last", "benchmark", "compile")
@@ -131,18 +132,10 @@ def fused_gigapixels(cfg: dict) -> dict:
 
 
 def _timer(device: torch.device):
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+
     def timed(fn, repeats: int = 10) -> float:
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times))
+        return median_seconds(fn, repeats, sync=sync)
     return timed
 
 
