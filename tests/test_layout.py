@@ -114,3 +114,14 @@ def test_nothing_patches_sys_path():
                                                       *ROOT.glob("*.ipynb")]
                  if "sys.path.insert" in p.read_text() and p.name != "user.py"]  # user.py: the --filter module:function search
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("module", ["src.inference.predict", "src.testing.predict", "src.evaluation.evaluate"])
+def test_a_cli_starts_without_a_double_import_warning(module):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-W", "default", "-m", module, "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and "usage:" in res.stdout
+    assert "RuntimeWarning" not in res.stderr, res.stderr
