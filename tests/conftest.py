@@ -19,6 +19,10 @@ ALLOWED_SKIPS: dict[str, str] = {}
 CACHES = (".venv/", ".pytest_cache/", "__pycache__/", ".make/")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: starts several processes (multi-node DDP); deselect with -m 'not slow'")
+
+
 def skip_reason(report) -> str:
     reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
     return reason.removeprefix("Skipped: ")

@@ -148,9 +148,11 @@ class FilterDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
+        cache_mb: float | None = None,
     ):
         super().__init__()
         self.filter, self.data, self.crop, self.seed = filter, data, crop, seed
+        self.cache_mb = cache_mb  # None: chosen from available memory (src.dataset.streaming)
         self.batch_size, self.steps_per_epoch = batch_size, steps_per_epoch
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.splits: dict[str, list[NamedImage]] = {}
@@ -160,15 +162,21 @@ class FilterDataModule(pl.LightningDataModule):
         return self.filter.torch_fn is None
 
     def setup(self, stage: str | None = None) -> None:
+        if self.data != "skimage" and not self.splits:  # files of any number: read by path, decoded on access
+            from src.dataset.streaming import default_cache_mb, open_splits
+
+            budget = default_cache_mb() if self.cache_mb is None else self.cache_mb
+            self.splits.update(open_splits(self.data, self.filter, budget))
         for split in ("train", "val", "test"):
             if split not in self.splits:
                 self.splits[split] = load_split(self.data, split)
 
-    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, collate_fn=None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
+            collate_fn=collate_fn,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
@@ -182,24 +190,59 @@ class FilterDataModule(pl.LightningDataModule):
         # Under DDP each rank runs 1/world_size of an epoch's batches; the sampler counts them all.
         return trainer.global_step // getattr(trainer.lightning_module, "steps_per_batch", 1) * trainer.world_size
 
-    def _crops(self) -> Dataset:
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _train_images(self, shard: bool = True):
+        images, (rank, world) = self.splits["train"], self._rank()
+        if shard and world > 1 and len(images) >= world:  # under DDP each rank crops from its own files
+            images = images[rank::world] if isinstance(images, list) else images.shard(rank, world)
+        return images
+
+    def _crops(self, shard: bool = True) -> Dataset:
         f = self.filter if self.targets_in_loader else None
-        return RandomCrops(self.splits["train"], self.crop, self.steps_per_epoch * self.batch_size, f, seed=self.seed)
+        images = self._train_images(shard)
+        if not isinstance(images, list):
+            from src.dataset.streaming import StreamingCrops
+
+            return StreamingCrops(images, self.crop, self.steps_per_epoch * self.batch_size, f, seed=self.seed)
+        return RandomCrops(images, self.crop, self.steps_per_epoch * self.batch_size, f, seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         sampler = StepSampler(self.steps_per_epoch, self.batch_size, self._batches_done)
-        return self._loader(self._crops(), self.batch_size, sampler)
+        crops, (rank, world) = self._crops(), self._rank()
+        if world > 1:  # disjoint crop indices per rank (Lightning keeps a DistributedSampler as it is)
+            from src.dataset.streaming import RankShard, shard_line
+
+            sampler = RankShard(sampler, rank, world)
+            print(shard_line(self._train_images(), rank, world, len(self.splits["train"])))
+        return self._loader(crops, self.batch_size, sampler)
 
     def fixed_batch(self, count: int) -> dict[str, torch.Tensor]:
-        """``count`` training crops that never change for this seed: the data of a second-order finish."""
-        ds = self._crops()
+        """``count`` training crops that never change for this seed: the data of a second-order finish.
+
+        The same on every DDP rank: L-BFGS line searches must see one loss, or the ranks' steps diverge."""
+        ds = self._crops(shard=False)
         items = [ds[-1 - i] for i in range(count)]
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
-    def val_dataloader(self) -> DataLoader:
+    def _whole(self, split: str) -> DataLoader:
         f = self.filter if self.targets_in_loader else None
-        return self._loader(WholeImages(self.splits["val"], f), 1)
+        images, (rank, world) = self.splits[split], self._rank()
+        sampler = None
+        if world > 1:  # each image on one rank, no padding: the metrics' sync averages every image once
+            from src.dataset.streaming import RankShard
+
+            sampler = RankShard(range(len(images)), rank, world)
+        if isinstance(images, list):
+            return self._loader(WholeImages(images, f), 1, sampler)
+        from src.dataset.streaming import StreamingWholeImages, collate_present
+
+        return self._loader(StreamingWholeImages(images, f), 1, sampler, collate_present)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._whole("val")
 
     def test_dataloader(self) -> DataLoader:
-        f = self.filter if self.targets_in_loader else None
-        return self._loader(WholeImages(self.splits["test"], f), 1)
+        return self._whole("test")

@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto")
     ap.add_argument("--devices", default="1", help="number of devices, or 'auto'")
     ap.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    ap.add_argument("--cache-mb", type=float, default=None,
+                    help="keep a split's decoded images in memory when they fit this budget (default: a quarter of "
+                         "the available memory, at most 1024); larger data is read from disk on access")
+    ap.add_argument("--num-nodes", type=int, default=1,
+                    help="machines of a multi-node DDP run (with --strategy ddp; torchrun or SLURM set the ranks)")
     ap.add_argument("--logger", default="csv", choices=["csv", "tensorboard", "wandb", "none"])
     ap.add_argument("--output", default=None, help="checkpoint to write (default models/<model>-<filter>.ckpt)")
     ap.add_argument("--run-dir", default="models/runs",
@@ -244,7 +249,7 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
 
         data = PairsDataModule(flt, **kw)
     else:
-        data = FilterDataModule(flt, cfg["data"], pin_memory=args.accelerator not in ("cpu",), **kw)
+        data = FilterDataModule(flt, cfg["data"], pin_memory=args.accelerator not in ("cpu",), cache_mb=args.cache_mb, **kw)
     data.setup("fit")  # fail on bad --data before the trainer starts
 
     if not args.resume:  # a new run: this output's previous run state is replaced (scratch, not a result)
@@ -260,7 +265,7 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
     interrupt = GracefulInterrupt(last)
     devices: Any = args.devices if args.devices == "auto" else int(args.devices)
     trainer = pl.Trainer(
-        accelerator=args.accelerator, devices=devices, max_epochs=-1, max_steps=cfg["max_steps"],
+        accelerator=args.accelerator, devices=devices, num_nodes=args.num_nodes, max_epochs=-1, max_steps=cfg["max_steps"],
         max_time=timedelta(seconds=args.max_time) if args.max_time else None,
         callbacks=[checkpoint, plateau, FiniteGuard(), interrupt, RunConfig({k: cfg[k] for k in RUN_KEYS})],
         logger=logger, enable_progress_bar=not args.quiet, enable_model_summary=False, log_every_n_steps=10,
@@ -273,6 +278,9 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
     t0 = time.time()
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume else None, weights_only=True)
     train_seconds = time.time() - t0
+    skips = getattr(data.splits.get("train"), "skips", None)
+    if skips is not None and skips.total:
+        print(f"note: {skips.total} image file(s) could not be read and were skipped (see the warnings above)")
     if not trainer.is_global_zero:  # DDP: rank 0 evaluates and writes the checkpoint
         return {}
 
