@@ -231,7 +231,9 @@ class FilterDataModule(pl.LightningDataModule):
         f = self.filter if self.targets_in_loader else None
         images, (rank, world) = self.splits[split], self._rank()
         sampler = None
-        if world > 1:  # each image on one rank, no padding: the metrics' sync averages every image once
+        # Each image on one rank, no padding: the metrics' sync averages every image once. Fewer images than
+        # ranks: every rank scores all of them (each counted world_size times, the same mean).
+        if world > 1 and len(images) >= world:
             from src.dataset.streaming import RankShard
 
             sampler = RankShard(range(len(images)), rank, world)
