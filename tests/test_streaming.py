@@ -58,6 +58,7 @@ def test_a_split_is_cached_only_when_its_decoded_size_fits_the_budget(tmp_path):
     assert not streamed["train"].cache and len(cached["train"].cache) == len(cached["train"])
     assert ", streamed)" in said[0] and ", cached)" not in said[0] and ", streamed)" not in said[1]
     assert [im.name for im in streamed["val"]] == [im.name for im in cached["val"]]
+    assert not cached["test"].cache  # read once at the end: never cached
 
 
 def test_a_negative_cache_budget_is_one_line(tmp_path):
@@ -157,3 +158,12 @@ def test_a_processed_folder_whose_manifest_does_not_match_is_ignored_with_the_re
     splits = open_splits("mini-coco:64", flt, cache_mb=0, say=said.append)
     assert said[1].endswith("ignored: the filter's output has changed since it was written")
     assert splits["train"].read(0)[1] is None
+
+
+def test_prepare_reports_images_per_second_for_each_stage(coco, capsys):
+    import re
+
+    assert prepare.main(["mini-coco", "--size", "64", "--workers", "2"]) == 0
+    out = capsys.readouterr().out
+    for stage in ("interim", "sobel"):
+        assert re.search(rf"mini-coco 64: {stage}: \d+ images in [\d.]+ s \([\d,]+ images/s, 2 threads\)", out), out

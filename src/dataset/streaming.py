@@ -319,7 +319,7 @@ def split_sources(data: str, split: str, filter: Filter | None) -> tuple[list[tu
 def open_splits(data: str, filter: Filter | None, cache_mb: float, splits: Sequence[str] = ("train", "val", "test"),
                 say=print) -> dict[str, LazyImages]:
     """Every split of ``data`` (a folder or ``NAME[:SIZE]``) as :class:`LazyImages`: headers read now, pixels
-    on access. Splits are cached in memory in this order while their decoded size fits ``cache_mb``."""
+    on access. Train, then val, are cached in memory while their decoded size fits ``cache_mb``."""
     if not cache_mb >= 0:
         raise UserError(f"--cache-mb must be 0 or more, got {cache_mb:g}")
     out, skips, budget, lines = {}, Skips(), cache_mb, []
@@ -332,7 +332,7 @@ def open_splits(data: str, filter: Filter | None, cache_mb: float, splits: Seque
         for reason in bad:
             skips.add(reason.split(":")[0], reason)
         images, mb = LazyImages(files, skips), decoded_mb(files)
-        if mb <= budget:
+        if split != "test" and mb <= budget:  # the test split is read once, at the end: never worth the memory
             images.fill_cache()
             budget -= mb
         out[split] = images

@@ -44,14 +44,16 @@ def photo(megapixels: float, seed: int = 0) -> np.ndarray:
     return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and its descendants (Linux /proc)."""
+def rss_bytes(pid: int, pss: bool = False) -> int:
+    """Resident memory of ``pid`` and its descendants (Linux /proc). ``pss``: proportional set size, each shared
+    page split among the processes that map it (forked loader workers share their parent's pages)."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
         try:
-            with open(f"/proc/{p}/status") as f:
-                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+            with open(f"/proc/{p}/smaps_rollup" if pss else f"/proc/{p}/status") as f:
+                key = "Pss:" if pss else "VmRSS:"
+                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as f:
                     todo += [int(c) for c in f.read().split()]
@@ -61,15 +63,19 @@ def rss_bytes(pid: int) -> int:
 
 
 class PeakRSS:
-    """Samples ``rss_bytes(pid)`` in a thread while active; ``.peak`` is the largest value seen."""
+    """Samples ``rss_bytes(pid)`` in a thread while active; ``.peak`` is the largest value seen (``.peak_pss``
+    the largest proportional set size, when ``pss``)."""
 
-    def __init__(self, pid: int, every_s: float = 0.05):
+    def __init__(self, pid: int, every_s: float = 0.05, pss: bool = False):
         self.pid, self.every_s, self.peak, self._stop = pid, every_s, 0, threading.Event()
+        self.pss, self.peak_pss = pss, 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self.peak = max(self.peak, rss_bytes(self.pid))
+            if self.pss:
+                self.peak_pss = max(self.peak_pss, rss_bytes(self.pid, pss=True))
             time.sleep(self.every_s)
 
     def __enter__(self) -> "PeakRSS":
