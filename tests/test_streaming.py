@@ -61,6 +61,16 @@ def test_a_split_is_cached_only_when_its_decoded_size_fits_the_budget(tmp_path):
     assert not cached["test"].cache  # read once at the end: never cached
 
 
+def test_corrupt_files_found_at_start_up_are_left_out_in_one_line_per_split(tmp_path):
+    folder = photos(tmp_path / "f", n=12)
+    for name in ("im0.png", "im1.png", "im3.png"):  # all three in the training split
+        (folder / name).write_bytes(b"not a png")
+    said = []
+    splits = open_splits(str(folder), None, cache_mb=0, say=said.append)
+    assert said[0].startswith("warning: train: skipped 3 unreadable image file(s) (first: ") and len(said) == 3
+    assert len(splits["train"]) == 7
+
+
 def test_a_negative_cache_budget_is_one_line(tmp_path):
     with pytest.raises(UserError, match="--cache-mb must be 0 or more"):
         open_splits(str(photos(tmp_path / "f")), None, cache_mb=-1)

@@ -319,24 +319,26 @@ def split_sources(data: str, split: str, filter: Filter | None) -> tuple[list[tu
 def open_splits(data: str, filter: Filter | None, cache_mb: float, splits: Sequence[str] = ("train", "val", "test"),
                 say=print) -> dict[str, LazyImages]:
     """Every split of ``data`` (a folder or ``NAME[:SIZE]``) as :class:`LazyImages`: headers read now, pixels
-    on access. Train, then val, are cached in memory while their decoded size fits ``cache_mb``."""
+    on access. Train and val are cached in memory when together they fit ``cache_mb``, else both are streamed
+    (a cached val beside a streamed train would save little time and cost its memory in every loader
+    worker's share); the test split, read once at the end, never is."""
     if not cache_mb >= 0:
         raise UserError(f"--cache-mb must be 0 or more, got {cache_mb:g}")
-    out, skips, budget, lines = {}, Skips(), cache_mb, []
-    targets_line = ""
+    out, skips, targets_line = {}, Skips(), ""
     for split in splits:
         named, targets, targets_line = split_sources(data, split, filter)
         files, bad = scan(named, targets)
         if not files:
             raise UserError(f"--data {data}: none of the images of the {split} split could be read ({bad[0]})")
-        for reason in bad:
-            skips.add(reason.split(":")[0], reason)
-        images, mb = LazyImages(files, skips), decoded_mb(files)
-        if split != "test" and mb <= budget:  # the test split is read once, at the end: never worth the memory
-            images.fill_cache()
-            budget -= mb
-        out[split] = images
-        lines.append(f"{len(files)} {split} ({mb:,.1f} MB, {'cached' if images.cache else 'streamed'})")
+        if bad:
+            say(f"warning: {split}: skipped {len(bad)} unreadable image file(s) (first: {bad[0]})")
+        out[split] = LazyImages(files, skips)
+    cached = [s for s in out if s != "test"]
+    if sum(decoded_mb(out[s].files) for s in cached) <= cache_mb:
+        for s in cached:
+            out[s].fill_cache()
+    lines = [f"{len(im):,} {s} ({decoded_mb(im.files):,.1f} MB, {'cached' if im.cache else 'streamed'})"
+             for s, im in out.items()]
     say(f"data: {data}: " + ", ".join(lines) + f" decoded; --cache-mb {cache_mb:,.0f}")
     if targets_line:
         say(targets_line)
