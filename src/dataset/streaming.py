@@ -273,8 +273,9 @@ def processed_targets(ds, size: str, filter: Filter, root: Path | None = None) -
 
     folder = processed_folder(ds, size, filter, root)
     if not (folder / "manifest.json").exists():
+        params = "".join(f" --filter-param {k}={v}" for k, v in filter.params.items())
         return None, (f"targets: computed on the fly (no {folder}; `python -m src.dataset.prepare {ds.name} --size {size} "
-                      f"--filter {filter.name}` stores them)")
+                      f"--filter {filter.name}{params}` stores them)")
     manifest, interim = read_json(folder / "manifest.json"), read_json(interim_folder(ds, size, root) / "manifest.json")
     config = manifest.get("config") or {}
     why = next((reason for bad, reason in (

@@ -156,8 +156,9 @@ def markdown(rows: list[dict], train: dict, info: dict) -> str:
     lines += [
         "",
         f"One decode takes {info['decode_ms']:.1f} ms here (median, one thread, OpenCV), so a worker that only decodes "
-        f"delivers at most ~{1000 / info['decode_ms']:.0f} crops/s: the loader is decode-bound, and 2 workers can use at "
-        f"most the 2 cores this machine has (shared with the main process and, here, other jobs).",
+        f"delivers at most ~{1000 / info['decode_ms']:.0f} crops/s on a core of its own: the loader is decode-bound. "
+        f"Here the main process and all its workers share {info['cores']} core(s) (CPU affinity) with other jobs, so "
+        "more workers add processes, not cores.",
         "",
         "## A training run on the whole folder",
         "",
@@ -249,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cache_images": args.cache_images, "decode_ms": decode_ms(paths),
                 "file_kb": sum(p.stat().st_size for p in paths[:200]) / min(200, len(paths)) / 1024,
                 "decoded_mb": 640 * 480 * 3 / 2**20,
-                "command": "python -m src.experiment.loader_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+                "command": " ".join(["python -m src.experiment.loader_bench", *(argv if argv is not None else sys.argv[1:])]),
+                "cores": len(os.sched_getaffinity(0)),
                 "machine": f"{len(os.sched_getaffinity(0))} of this machine's {os.cpu_count()} cores (CPU affinity)",
                 "load": f"Load average at the end: {os.getloadavg()[0]:.1f} (a shared machine: other jobs ran)."}
     from src.dataset.images import atomic_write_bytes
