@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -62,6 +62,9 @@ test-fast: install  ## the suite without the slow tests (browser, DDP, notebooks
 bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel pipeline; a 100 MP tiled run
 	$(PYTHON) -m src.experiment.bench
 	$(PYTHON) -m src.experiment.bench --large 100 --tile 1024
+
+bench-loader: install  ## training-loader crops/s, MB/s and peak memory on 5,000 generated 640x480 JPEGs (temp folder) -> figures/loader.md
+	$(PYTHON) -m src.experiment.loader_bench
 
 quantize: install  ## fp16 / bf16 / int8 copies of the shipped checkpoints: file size and test PSNR -> figures/quantize.{csv,md}
 	$(PYTHON) -m src.experiment.quantize

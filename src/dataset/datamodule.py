@@ -8,42 +8,11 @@ from typing import Callable, Iterator
 
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from src.dataset.crops import crop_rng, cut, pad_to, random_window, target_tensor, to_tensor  # noqa: F401 (re-exported)
 from src.dataset.sources import load_split
+from src.dataset.streaming import RankShard, StreamingCrops, StreamingWholeImages, collate_present, default_cache_mb, open_splits, shard_line
 from src.io.images import NamedImage
 from src.filters import Filter
-
-
-def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    """RGB uint8 ``(H, W, 3)`` -> float32 ``(3, H, W)`` in [0, 1] (the same scaling as the filters)."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
-
-
-def crop_rng(seed: int, index: int) -> np.random.Generator:
-    """The random stream of training sample ``index`` under ``seed``: a pure function of the two numbers.
-
-    Crops drawn this way do not depend on the process, the worker, the global RNG or what ran before,
-    so a resumed run sees exactly the crops an uninterrupted run would have seen. Negative indices are
-    the fixed batch of a second-order finish (:meth:`FilterDataModule.fixed_batch`).
-    """
-    return np.random.default_rng([seed, index + (1 << 40)])
-
-
-def random_window(rng: np.random.Generator, weights: np.ndarray, shapes: list[tuple[int, int]], crop: int):
-    """One crop position: an image drawn by area, a top-left corner, and two flip flags."""
-    i = int(rng.choice(len(shapes), p=weights))
-    h, w = shapes[i]
-    y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-    flip_x, flip_y = rng.random(2) < 0.5
-    return i, y0, x0, bool(flip_x), bool(flip_y)
-
-
-def cut(img: np.ndarray, y0: int, x0: int, crop: int, flip_x: bool, flip_y: bool) -> np.ndarray:
-    patch = img[y0 : y0 + crop, x0 : x0 + crop]
-    if flip_x:
-        patch = patch[:, ::-1]
-    if flip_y:
-        patch = patch[::-1]
-    return np.ascontiguousarray(patch)
 
 
 class RandomCrops(Dataset):
@@ -58,7 +27,7 @@ class RandomCrops(Dataset):
     def __init__(self, images: list[NamedImage], crop: int, length: int, filter: Filter | None = None, seed: int = 0):
         if not images:
             raise ValueError("no training images")
-        self.images = [_pad_to(im.rgb, crop) for im in images]
+        self.images = [pad_to(im.rgb, crop) for im in images]
         self.shapes = [im.shape[:2] for im in self.images]
         areas = np.array([h * w for h, w in self.shapes], np.float64)
         self.weights = areas / areas.sum()
@@ -72,7 +41,7 @@ class RandomCrops(Dataset):
         patch = cut(self.images[i], y0, x0, self.crop, fx, fy)
         item = {"input": to_tensor(patch)}
         if self.filter is not None:
-            item["target"] = _target_tensor(self.filter, patch)
+            item["target"] = target_tensor(self.filter, patch)
         return item
 
 
@@ -110,26 +79,8 @@ class WholeImages(Dataset):
         im = self.images[index]
         item = {"input": to_tensor(im.rgb), "name": im.name}
         if self.filter is not None:
-            item["target"] = _target_tensor(self.filter, im.rgb)
+            item["target"] = target_tensor(self.filter, im.rgb)
         return item
-
-
-def _target_tensor(filter: Filter, rgb: np.ndarray) -> torch.Tensor:
-    t = filter(rgb)
-    t = t[None] if t.ndim == 2 else t.transpose(2, 0, 1)
-    return torch.from_numpy(np.ascontiguousarray(t, dtype=np.float32))
-
-
-def _pad_to(rgb: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    h, w = rgb.shape[:2]
-    if h >= size and w >= size:
-        return rgb
-    ph, pw = max(0, size - h), max(0, size - w)
-    if min(h, w) == 1:
-        return np.pad(rgb, ((0, ph), (0, pw), (0, 0)), mode="edge")
-    return cv2.copyMakeBorder(rgb, 0, ph, 0, pw, cv2.BORDER_REFLECT_101)
 
 
 class FilterDataModule(pl.LightningDataModule):
@@ -149,9 +100,11 @@ class FilterDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         seed: int = 0,
+        cache_mb: float | None = None,
     ):
         super().__init__()
         self.filter, self.data, self.crop, self.seed = filter, data, crop, seed
+        self.cache_mb = cache_mb  # None: chosen from available memory (src.dataset.streaming)
         self.batch_size, self.steps_per_epoch = batch_size, steps_per_epoch
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.splits: dict[str, list[NamedImage]] = {}
@@ -161,15 +114,19 @@ class FilterDataModule(pl.LightningDataModule):
         return self.filter.torch_fn is None
 
     def setup(self, stage: str | None = None) -> None:
+        if self.data != "skimage" and not self.splits:  # files of any number: read by path, decoded on access
+            budget = default_cache_mb() if self.cache_mb is None else self.cache_mb
+            self.splits.update(open_splits(self.data, self.filter, budget))
         for split in ("train", "val", "test"):
             if split not in self.splits:
                 self.splits[split] = load_split(self.data, split)
 
-    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None) -> DataLoader:
+    def _loader(self, dataset: Dataset, batch_size: int, sampler: Sampler | None = None, collate_fn=None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=batch_size,
             sampler=sampler,
+            collate_fn=collate_fn,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
@@ -183,24 +140,53 @@ class FilterDataModule(pl.LightningDataModule):
         # Under DDP each rank runs 1/world_size of an epoch's batches; the sampler counts them all.
         return trainer.global_step // getattr(trainer.lightning_module, "steps_per_batch", 1) * trainer.world_size
 
-    def _crops(self) -> Dataset:
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _train_images(self, shard: bool = True):
+        images, (rank, world) = self.splits["train"], self._rank()
+        if shard and world > 1 and len(images) >= world:  # under DDP each rank crops from its own files
+            images = images[rank::world] if isinstance(images, list) else images.shard(rank, world)
+        return images
+
+    def _crops(self, shard: bool = True) -> Dataset:
         f = self.filter if self.targets_in_loader else None
-        return RandomCrops(self.splits["train"], self.crop, self.steps_per_epoch * self.batch_size, f, seed=self.seed)
+        images = self._train_images(shard)
+        if not isinstance(images, list):
+            return StreamingCrops(images, self.crop, self.steps_per_epoch * self.batch_size, f, seed=self.seed)
+        return RandomCrops(images, self.crop, self.steps_per_epoch * self.batch_size, f, seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         sampler = StepSampler(self.steps_per_epoch, self.batch_size, self._batches_done)
-        return self._loader(self._crops(), self.batch_size, sampler)
+        crops, (rank, world) = self._crops(), self._rank()
+        if world > 1:  # disjoint crop indices per rank (Lightning keeps a DistributedSampler as it is)
+            sampler = RankShard(sampler, rank, world)
+            print(shard_line(self._train_images(), rank, world, len(self.splits["train"])))
+        return self._loader(crops, self.batch_size, sampler)
 
     def fixed_batch(self, count: int) -> dict[str, torch.Tensor]:
-        """``count`` training crops that never change for this seed: the data of a second-order finish."""
-        ds = self._crops()
+        """``count`` training crops that never change for this seed: the data of a second-order finish.
+
+        The same on every DDP rank: L-BFGS line searches must see one loss, or the ranks' steps diverge."""
+        ds = self._crops(shard=False)
         items = [ds[-1 - i] for i in range(count)]
         return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
-    def val_dataloader(self) -> DataLoader:
+    def _whole(self, split: str) -> DataLoader:
         f = self.filter if self.targets_in_loader else None
-        return self._loader(WholeImages(self.splits["val"], f), 1)
+        images, (rank, world) = self.splits[split], self._rank()
+        sampler = None
+        # Each image on one rank, no padding: the metrics' sync averages every image once. Fewer images than
+        # ranks: every rank scores all of them (each counted world_size times, the same mean).
+        if world > 1 and len(images) >= world:
+            sampler = RankShard(range(len(images)), rank, world)
+        if isinstance(images, list):
+            return self._loader(WholeImages(images, f), 1, sampler)
+        return self._loader(StreamingWholeImages(images, f), 1, sampler, collate_present)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._whole("val")
 
     def test_dataloader(self) -> DataLoader:
-        f = self.filter if self.targets_in_loader else None
-        return self._loader(WholeImages(self.splits["test"], f), 1)
+        return self._whole("test")

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from src.dataset.datamodule import FilterDataModule, WholeImages, _pad_to, crop_rng, cut, random_window
+from src.dataset.datamodule import FilterDataModule, WholeImages
+from src.dataset.crops import pad_to, crop_rng, cut, random_window
 from src.dataset.splits import SPLITS, assign_splits
 from src.errors import UserError
 from src.filters.pairs import content_key, load_pairs
@@ -26,7 +27,7 @@ class PairedCrops(Dataset):
             raise UserError("--pairs: no training pairs")
         stacked = [np.concatenate([im.rgb.astype(np.float32) / np.float32(255.0), targets[content_key(im.rgb)]], 2)
                    for im in images]
-        self.stacks = [_pad_to(s, crop) for s in stacked]
+        self.stacks = [pad_to(s, crop) for s in stacked]
         self.shapes = [s.shape[:2] for s in self.stacks]
         areas = np.array([h * w for h, w in self.shapes], np.float64)
         self.weights = areas / areas.sum()

@@ -148,10 +148,14 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
 
 
 def _stream(items: Iterable, work: Callable, workers: int, desc: str, total: int | None) -> list:
-    """``work(item)`` for every item through a thread pool, one batch at a time; the small results."""
+    """``work(item)`` for every item through a thread pool, one batch at a time (memory: one batch of images
+    in flight, whatever the data set's size); the small results. Ends with one line: images and images/s."""
+    import time
+
     from tqdm import tqdm
 
     results = []
+    t0 = time.perf_counter()
     pool = ThreadPoolExecutor(max(1, workers))
     try:
         with tqdm(total=total, desc=desc, unit=" images", disable=None) as bar:
@@ -160,6 +164,9 @@ def _stream(items: Iterable, work: Callable, workers: int, desc: str, total: int
                 bar.update(len(batch))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, do not finish the batch first
+    seconds = time.perf_counter() - t0
+    print(f"{desc}: {len(results):,} images in {seconds:.1f} s ({len(results) / max(seconds, 1e-9):,.0f} images/s, "
+          f"{max(1, workers)} threads)")
     return results
 
 

@@ -18,7 +18,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ import numpy as np
 
 from src.errors import UserError
 from src.cli import run_cli
+from src.io.memory import PeakRSS, rss_bytes
 from src.io.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,43 +44,6 @@ def photo(megapixels: float, seed: int = 0) -> np.ndarray:
     img = cv2.resize(skimage.data.astronaut(), (w, h), interpolation=cv2.INTER_LINEAR)
     noise = np.random.default_rng(seed).integers(-8, 9, img.shape, dtype=np.int16)
     return np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and its descendants (Linux /proc)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            with open(f"/proc/{p}/status") as f:
-                total += next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-        except (OSError, StopIteration):
-            continue
-    return total
-
-
-class PeakRSS:
-    """Samples ``rss_bytes(pid)`` in a thread while active; ``.peak`` is the largest value seen."""
-
-    def __init__(self, pid: int, every_s: float = 0.05):
-        self.pid, self.every_s, self.peak, self._stop = pid, every_s, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, rss_bytes(self.pid))
-            time.sleep(self.every_s)
-
-    def __enter__(self) -> "PeakRSS":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def start_server(model: str, port: int) -> subprocess.Popen:

@@ -74,6 +74,8 @@ class TrainConfig:
     accelerator: str = "cpu"
     devices: int | str = 1
     num_workers: int = 0
+    num_nodes: int = 1
+    cache_mb: float | None = None  # decoded images kept in memory up to this budget (None: from available memory)
     logger: str = "csv"
     # outputs
     output: str | None = None

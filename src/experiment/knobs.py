@@ -97,7 +97,7 @@ def inference_rows(cfg: dict[str, Any]) -> list[Row]:
     """Threads, channels_last, no_grad / inference_mode, bf16 autocast, torch.compile, the OpenCV runtime."""
     import copy
 
-    from src.dataset.datamodule import to_tensor
+    from src.dataset.crops import to_tensor
     from src.experiment.bench import photo
     from src.io.timing import median_seconds
 

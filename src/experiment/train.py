@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto")
     ap.add_argument("--devices", default="1", help="number of devices, or 'auto'")
     ap.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
+    ap.add_argument("--cache-mb", type=float, default=None,
+                    help="keep a split's decoded images in memory when they fit this budget (default: a quarter of "
+                         "the available memory, at most 1024); larger data is read from disk on access")
+    ap.add_argument("--num-nodes", type=int, default=1,
+                    help="machines of a multi-node DDP run (with --strategy ddp; torchrun or SLURM set the ranks)")
     ap.add_argument("--logger", default="csv", choices=["csv", "tensorboard", "wandb", "none"])
     ap.add_argument("--output", default=None, help="checkpoint to write (default models/<model>-<filter>.ckpt)")
     ap.add_argument("--run-dir", default="models/runs",
@@ -92,7 +97,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         strategy=args.strategy, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
         threads=args.threads, accelerator=args.accelerator,
         devices=args.devices if args.devices == "auto" else int(args.devices), num_workers=args.num_workers,
-        logger=args.logger, output=args.output, run_dir=args.run_dir, resume=args.resume, test=not args.no_test,
+        cache_mb=args.cache_mb, num_nodes=args.num_nodes, logger=args.logger, output=args.output, run_dir=args.run_dir,
+        resume=args.resume, test=not args.no_test,
         quiet=args.quiet)
 
 
@@ -190,7 +196,7 @@ def build_data(cfg: TrainConfig, flt):
     else:
         from src.dataset import FilterDataModule
 
-        data = FilterDataModule(flt, cfg.data, pin_memory=cfg.accelerator not in ("cpu",), **kw)
+        data = FilterDataModule(flt, cfg.data, pin_memory=cfg.accelerator not in ("cpu",), cache_mb=cfg.cache_mb, **kw)
     data.setup("fit")
     return data
 
@@ -210,7 +216,7 @@ def build_trainer(cfg: TrainConfig, ckpt_dir: Path, log_name: str):
     strategy = "ddp_find_unused_parameters_true" if cfg.strategy == "ddp" and cfg.model == "pix2pix" else cfg.strategy
     limit_val = cfg.limit_val_batches
     trainer = pl.Trainer(
-        accelerator=cfg.accelerator, devices=cfg.devices, max_epochs=-1, max_steps=cfg.max_steps,
+        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, max_epochs=-1, max_steps=cfg.max_steps,
         max_time=timedelta(seconds=cfg.max_time) if cfg.max_time else None,
         callbacks=[checkpoint, plateau, FiniteGuard(), GracefulInterrupt(ckpt_dir / "last.ckpt"),
                    RunConfig(cfg.run_settings())],
@@ -240,6 +246,9 @@ def _train(cfg: TrainConfig, flt, output: Path, ckpt_dir: Path, threads: int) ->
     last = ckpt_dir / "last.ckpt"
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if cfg.resume else None, weights_only=True)
     train_seconds = time.time() - t0
+    skips = getattr(data.splits.get("train"), "skips", None)
+    if skips is not None and skips.total:
+        print(f"note: {skips.total} image file(s) could not be read and were skipped (see the warnings above)")
     if not trainer.is_global_zero:  # DDP: rank 0 evaluates and writes the checkpoint
         return {}
 

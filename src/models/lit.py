@@ -164,7 +164,9 @@ class FilterRegressor(pl.LightningModule):
         return loss
 
     # -- validation ---------------------------------------------------------------------------------
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
+    def validation_step(self, batch: dict | None, batch_idx: int) -> None:
+        if batch is None:  # the image became unreadable during training (the loader skipped and counted it)
+            return
         x, y = self._pair(batch)
         dtype = next(self.net.parameters()).dtype  # float64 during the finish
         pred = run_any_size(self.net, x.to(dtype)).float().clamp(0, 1)  # whole images, padded to the size multiple
