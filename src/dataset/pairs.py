@@ -5,7 +5,8 @@
 Files are matched by their path relative to the folder without the suffix (``a/x.jpg`` <-> ``a/x.png``),
 and every pair must have the same width and height. All problems (inputs without an output, outputs
 without an input, size mismatches, unreadable files) are collected and refused in one error before
-training starts. Outputs that are gray in every file (R = G = B) are learned as one channel.
+training starts. Outputs that are gray in every file (R = G = B) are learned as one channel. Pairs
+under a top folder named ``train``, ``val`` or ``test`` go to that split; the others are split by name.
 
 The examples define a filter, ``get_filter("pairs", in_dir=..., out_dir=...)``, that knows its
 outputs on exactly its example inputs (looked up by content), so evaluation and checkpoints work as
@@ -115,8 +116,9 @@ def pairs_filter(in_dir: str, out_dir: str) -> Filter:
 
 
 class PairedCrops(Dataset):
-    """Random ``crop`` x ``crop`` patches cut at the same place from an input and its output, random flips;
-    item ``i`` is a pure function of ``(seed, i)`` as in :class:`~src.dataset.datamodule.RandomCrops`."""
+    """Random ``crop`` x ``crop`` patches cut at the same place from an input and its output, never flipped
+    (an unknown filter need not commute with flips: a flipped pair teaches the mirrored kernel); item ``i``
+    is a pure function of ``(seed, i)`` as in :class:`~src.dataset.datamodule.RandomCrops`."""
 
     def __init__(self, images: list[NamedImage], targets: dict[str, np.ndarray], crop: int, length: int, seed: int = 0):
         if not images:
@@ -133,13 +135,15 @@ class PairedCrops(Dataset):
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        i, y0, x0, fx, fy = random_window(crop_rng(self.seed, index), self.weights, self.shapes, self.crop)
-        t = torch.from_numpy(cut(self.stacks[i], y0, x0, self.crop, fx, fy).transpose(2, 0, 1).copy())
+        i, y0, x0, _, _ = random_window(crop_rng(self.seed, index), self.weights, self.shapes, self.crop)
+        t = torch.from_numpy(cut(self.stacks[i], y0, x0, self.crop, False, False).transpose(2, 0, 1).copy())
         return {"input": t[:3], "target": t[3:]}
 
 
 class PairsDataModule(FilterDataModule):
     """:class:`FilterDataModule` over example pairs: paired crops for training, whole images for val/test."""
+
+    targets_have_context = True  # a crop's target saw pixels outside the crop: FilterRegressor scores its interior
 
     def __init__(self, filter: Filter, **kwargs):
         super().__init__(filter, data=filter.params["in_dir"], **kwargs)
@@ -150,7 +154,8 @@ class PairsDataModule(FilterDataModule):
         inputs, self.targets, _ = load_pairs(self.filter.params["in_dir"], self.filter.params["out_dir"])
         self.splits = {s: [] for s in SPLITS}
         for im in inputs:
-            self.splits[folder_split_of(im.name)].append(im)
+            top = Path(im.name).parts[0]
+            self.splits[top if top in SPLITS and top != im.name else folder_split_of(im.name)].append(im)
         for s in ("test", "val"):  # small folders: val and test each get a pair, taken from train
             if not self.splits[s] and len(self.splits["train"]) >= 3:
                 self.splits[s].append(self.splits["train"].pop())

@@ -183,8 +183,10 @@ def resume_state(last: Path, cfg: dict[str, Any]) -> None:
         raise UserError(f"--resume: {last} is from a different run: " + "; ".join(diff))
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Train to the step budget, keep the best validation checkpoint, export it, evaluate on the test split."""
+def train(args: argparse.Namespace, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
+    """Train to the step budget, keep the best validation checkpoint, export it, evaluate on the test split.
+
+    ``callbacks``: extra Lightning callbacks (a caller watching the run, e.g. ``src.experiment.teach``)."""
     cfg = resolve(args)
     import torch
 
@@ -207,13 +209,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     previous_threads = torch.get_num_threads(), cv2.getNumThreads()
     threads = set_threads(args.threads or default_threads(args.model))
     try:
-        return _train(args, cfg, flt, output, ckpt_dir, threads)
+        return _train(args, cfg, flt, output, ckpt_dir, threads, callbacks)
     finally:  # a library call: leave the caller's thread pools as they were
         torch.set_num_threads(previous_threads[0])
         cv2.setNumThreads(previous_threads[1])
 
 
-def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckpt_dir: Path, threads: int) -> dict[str, Any]:
+def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckpt_dir: Path, threads: int,
+           callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     import pytorch_lightning as pl
     import torch
     from pytorch_lightning.callbacks import ModelCheckpoint
@@ -262,7 +265,7 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
     trainer = pl.Trainer(
         accelerator=args.accelerator, devices=devices, max_epochs=-1, max_steps=cfg["max_steps"],
         max_time=timedelta(seconds=args.max_time) if args.max_time else None,
-        callbacks=[checkpoint, plateau, FiniteGuard(), interrupt, RunConfig({k: cfg[k] for k in RUN_KEYS})],
+        callbacks=[checkpoint, plateau, FiniteGuard(), interrupt, RunConfig({k: cfg[k] for k in RUN_KEYS}), *callbacks],
         logger=logger, enable_progress_bar=not args.quiet, enable_model_summary=False, log_every_n_steps=10,
         num_sanity_val_steps=0, deterministic=True if args.accelerator == "cpu" else "warn",
         plugins=[AtomicCheckpointIO()], strategy=_strategy(args), precision=args.precision,

@@ -197,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--backend", default="auto", choices=BACKENDS, help="auto: OpenCV kernels for the compact net on CPU")
     ap.add_argument("--alpha", default="white", choices=sorted(ALPHA_BACKGROUNDS),
                     help="background that transparent pixels are composited over (as a viewer shows them)")
+    ap.add_argument("--jobs", type=int, default=1, help="threads decoding and encoding images beside the network")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="redo outputs that already exist (default: complete ones are skipped, so a run resumes)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar (it shows only on a terminal)")
     args = ap.parse_args(argv)
 
     # everything that can be checked is checked before the first image: device, output folder, names
@@ -211,22 +215,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = Path(args.output)
     dests = output_names(paths, src, out_dir)
     check_writable(out_dir)
-    failures = 0
-    for p in paths:
-        notes: list[str] = []
-        try:
-            rgb = read_rgb(p, alpha=args.alpha, notes=notes)
-        except UserError as exc:
-            if len(paths) == 1:
-                raise  # the one file asked for: its reason is the error
-            print(f"skipped: {exc}")
-            failures += 1
-            continue
-        for note in notes:
-            print(f"note: {p}: {note}")
-        pred = predict(net, rgb, tile=args.tile, backend=args.backend)  # NaN/Inf output: error, exit 2
-        write_png(dests[p], pred, bits=16 if args.png16 else 8)
-        print(f"{p} -> {dests[p]}  ({pred.shape[1]}x{pred.shape[0]})")
+    from src.inference.folder import predict_folder
+
+    report = predict_folder(net, dests, run=lambda n, rgb: predict(n, rgb, tile=args.tile, backend=args.backend),
+                            alpha=args.alpha, bits=16 if args.png16 else 8, jobs=args.jobs, overwrite=args.overwrite,
+                            progress=not args.no_progress)
+    failures = len(report.failed)
+    print(report.summary())
     if failures == len(paths):
         raise UserError(f"no image could be processed ({failures} failed)")
     return 1 if failures else 0
