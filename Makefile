@@ -36,8 +36,9 @@ endif
 kernel: install  ## register .venv as the Jupyter kernel "learn-filters" for notebooks opened from any Jupyter
 	$(PYTHON) -m ipykernel install --user --name learn-filters --display-name "learn-filters (.venv)"
 
-screenshot: install  ## refresh figures/gradio.png: the browser test's screenshot of the demo (needs Chromium)
+screenshot: install  ## refresh figures/gradio.png and figures/teach.png: the browser tests' screenshots of the demo (needs Chromium)
 	DEMO_SCREENSHOT=figures/gradio.png $(PYTHON) -m pytest -q tests/test_demo.py -k browser
+	TEACH_SCREENSHOT=figures/teach.png $(PYTHON) -m pytest -q tests/test_teach_demo.py -k browser
 
 folders:  ## data/{raw,interim,processed}, figures/, models/
 	$(PYTHON) setup.py

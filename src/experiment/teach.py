@@ -194,10 +194,9 @@ def teach(before: Any, after: Any, model: str = "compact", max_steps: int | None
 
     from src.models import load_model, save_model
     from src.testing.metrics import psnr, ssim
-    from src.testing.predict import predict
 
     net = load_model(output)
-    pred = predict(net, b[top:])[cut - top:]  # the stripe, with the rows above as context (as in the whole image)
+    pred, _ = holdout_prediction(net, b, a, channels)
     scores = {"psnr": psnr(pred, target), "ssim": ssim(pred, target)}
     stopped_by = "stop" if stop is not None and stop.is_set() else result["stopped_by"]
     h, w = b.shape[:2]
@@ -216,6 +215,16 @@ def teach(before: Any, after: Any, model: str = "compact", max_steps: int | None
             "source": source, "stopped_by": stopped_by}
     save_model(output, net, model, "pairs", {"in_dir": "before", "out_dir": "after"}, metrics=metrics, info=info)
     return output, summary
+
+
+def holdout_prediction(net, before: np.ndarray, after: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(prediction, target)`` on the held-out stripe, float in [0, 1]; the network sees the rows above the
+    stripe as context, as it would in the whole image (``before``, ``after``: the pair as RGB uint8)."""
+    from src.testing.predict import predict
+
+    cut = holdout_row(before.shape[0])
+    top = max(0, cut - int(getattr(net, "receptive_radius", 0)))
+    return predict(net, before[top:])[cut - top:], _target(after[cut:], channels)
 
 
 def describe(summary: dict[str, Any]) -> str:
