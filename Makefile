@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads
+.PHONY: help install kernel screenshot teach-target train train-autoencoder test bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -70,6 +70,9 @@ data: install  ## download + prepare a data set: make data NAME=mini-coco|cifar1
 	@test -n "$(NAME)" || { echo "usage: make data NAME=mini-coco|cifar100|oxford-pets [SIZE=64|128|native] [FILTER=sobel]"; exit 2; }
 	$(PYTHON) -m src.dataset.download $(NAME)
 	$(PYTHON) -m src.dataset.prepare $(NAME) $(if $(SIZE),--size $(SIZE)) --filter $(or $(FILTER),sobel)
+
+teach-target: install  ## Teach by example from one 768x512 pair: held-out photos PSNR, CPU seconds -> figures/teach.{md,csv}
+	$(PYTHON) -m src.experiment.teach_target
 
 zoo: install  ## every filter x {compact, CAN, seed AE}, a step budget each (48 runs, ZOO_STEPS) -> figures/zoo.{md,csv}
 	$(PYTHON) -m src.experiment.zoo --repeats 3

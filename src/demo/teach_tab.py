@@ -57,6 +57,7 @@ class Session:
     taught: list[Taught] = field(default_factory=list)
     filled: dict[str, str] = field(default_factory=dict)  # after-image path -> zoo filter that made it
     jobs: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class Sessions:
@@ -174,9 +175,10 @@ def start_job(session: Session, before: str | None, after: str | None, model: st
         raise UserError(f"unknown network {model!r}; choose one of {', '.join(TEACH_MODELS)}")
     if isinstance(steps, float) and steps.is_integer():  # a slider or number field sends 150.0
         steps = int(steps)
-    if session.busy:
-        raise UserError("this session is already teaching a model; wait for it or press Stop")
-    session.busy = True
+    with session.lock:
+        if session.busy:
+            raise UserError("this session is already teaching a model; wait for it or press Stop")
+        session.busy = True
     session.stop.clear()
     job = Job(session, before, after, model, DEFAULT_STEPS[model] if steps in (None, "") else steps)
     job.thread.start()

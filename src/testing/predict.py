@@ -1,6 +1,9 @@
 """Inference at native resolution, whole or tiled, and the ``predict`` command.
 
     python -m src.testing.predict --checkpoint models/sobel.ckpt --input photo.jpg --output out/ [--tile 512]
+    python -m src.testing.predict --checkpoint C --input photos/ --output out/ [--jobs 4] [--overwrite]
+
+A folder goes through the batch tool, :func:`src.inference.folder.predict_folder` (resumable, parallel I/O).
 """
 from __future__ import annotations
 
@@ -14,9 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from src.dataset.images import (
-    ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, check_writable, list_images, read_rgb, to_rgb_uint8, write_png,
-)
+from src.dataset.images import ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, check_writable, list_images, to_rgb_uint8
 from src.errors import UserError, run_cli
 from src.models.layers import run_any_size
 
