@@ -88,18 +88,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default="figures", help="folder for teach.md and teach.csv")
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     args = ap.parse_args(argv)
-    rows = []
+    rows, out = [], Path(args.out)
     with tempfile.TemporaryDirectory(prefix="teach-target-") as tmp:
-        for name in args.cases:
+        for name in args.cases:  # the tables are rewritten after each case: an interrupted run keeps its rows
             rows.append(run_case(name, Path(tmp)))
             print(rows[-1], flush=True)
-    out = Path(args.out)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_bytes(out / "teach.csv", buf.getvalue().encode())
-    atomic_write_bytes(out / "teach.md", markdown(rows).encode())
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_bytes(out / "teach.csv", buf.getvalue().encode())
+            atomic_write_bytes(out / "teach.md", markdown(rows).encode())
     print(markdown(rows))
     return 0
 
