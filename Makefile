@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -37,8 +37,9 @@ endif
 kernel: install  ## register .venv as the Jupyter kernel "learn-filters" for notebooks opened from any Jupyter
 	$(PYTHON) -m ipykernel install --user --name learn-filters --display-name "learn-filters (.venv)"
 
-screenshot: install  ## refresh figures/gradio.png: the browser test's screenshot of the demo (needs Chromium)
+screenshot: install  ## refresh figures/gradio.png and figures/teach.png: the browser tests' screenshots of the demo (needs Chromium)
 	DEMO_SCREENSHOT=figures/gradio.png $(PYTHON) -m pytest -q tests/test_demo.py -k browser
+	TEACH_SCREENSHOT=figures/teach.png $(PYTHON) -m pytest -q tests/test_teach_demo.py -k browser
 
 folders:  ## data/{raw,interim,processed}, figures/, models/
 	$(PYTHON) setup.py
@@ -76,6 +77,9 @@ data: install  ## download + prepare a data set: make data NAME=mini-coco|cifar1
 	@test -n "$(NAME)" || { echo "usage: make data NAME=mini-coco|cifar100|oxford-pets [SIZE=64|128|native] [FILTER=sobel]"; exit 2; }
 	$(PYTHON) -m src.dataset.download $(NAME)
 	$(PYTHON) -m src.dataset.prepare $(NAME) $(if $(SIZE),--size $(SIZE)) --filter $(or $(FILTER),sobel)
+
+teach-target: install  ## Teach by example from one 768x512 pair: held-out photos PSNR, CPU seconds -> figures/teach.{md,csv}
+	$(PYTHON) -m src.experiment.teach_target
 
 zoo: install  ## every filter x {compact, CAN, seed AE}, a step budget each (48 runs, ZOO_STEPS) -> figures/zoo.{md,csv}
 	$(PYTHON) -m src.experiment.zoo --repeats 3

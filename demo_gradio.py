@@ -28,7 +28,8 @@ from PIL import Image  # noqa: E402
 
 from src.io.images import MAX_PIXELS  # noqa: E402
 from src.errors import UserError  # noqa: E402
-from src.cli import run_cli
+from src.cli import run_cli  # noqa: E402
+from src.demo.teach_tab import Sessions, build_teach_tab, predict_taught  # noqa: E402
 from src.filters import available  # noqa: E402
 from src.demo.support import (  # noqa: E402
     TILE, TILE_ABOVE_PIXELS, Checkpoint, HeavyGate, compare, find_checkpoints, load_checkpoint, read_upload,
@@ -88,15 +89,25 @@ def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list
     """The page and its ``/predict`` endpoint, over the given checkpoints."""
     by_path = {str(c.path): c for c in checkpoints}
     heavy = HeavyGate(HEAVY_WORKERS, HEAVY_WAITING)
+    sessions = Sessions()  # the Teach tab's per-session folders and taught models
 
     def model_choices(filter_name: str) -> list[tuple[str, str]]:
         return [(c.label, str(c.path)) for c in checkpoints if c.filter == filter_name]
 
-    def run(image: dict | None, filter_name: str, model_path: str | None):
+    def run(image: dict | None, filter_name: str, model_path: str | None, request: gr.Request = None):
         image_path = uploaded_path(image)
         if image_path is None:
             raise gr.Error("upload an image or pick an example first")
         ckpt = by_path.get(model_path or "")
+        taught = sessions.taught(request.session_hash if request else None, model_path) if ckpt is None else None
+        if taught is not None:  # a model this session taught (the Teach tab)
+            try:
+                if image_pixels(image_path) > HEAVY_ABOVE_PIXELS:
+                    with heavy.slot():
+                        return predict_taught(taught, read_upload(image_path), panels_folder())
+                return predict_taught(taught, read_upload(image_path), panels_folder())
+            except UserError as exc:
+                raise gr.Error(str(exc), print_exception=False) from None
         if ckpt is None:
             raise gr.Error(f"no checkpoint for the {filter_name!r} filter; train one or start the demo with --model PATH")
         if ckpt.filter != filter_name:
@@ -116,12 +127,12 @@ def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list
         stated = "".join(f"\n\n*Input:* {note}" for note in notes)
         return (*write_panels(result, panels_folder()), result.summary() + stated)
 
-    def run_if_image(image: dict | None, filter_name: str, model_path: str | None):
+    def run_if_image(image: dict | None, filter_name: str, model_path: str | None, request: gr.Request = None):
         """Re-run when the image or the model changes; a cleared image clears the outputs."""
-        return (None, None, None, "") if image is None else run(image, filter_name, model_path)
+        return (None, None, None, "") if image is None else run(image, filter_name, model_path, request)
 
-    def on_filter(filter_name: str):
-        choices = model_choices(filter_name)
+    def on_filter(filter_name: str, request: gr.Request = None):
+        choices = model_choices(filter_name) + sessions.choices(request.session_hash if request else None)
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
     with gr.Blocks(title="Learned image filters", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
@@ -130,21 +141,23 @@ def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list
             "Upload an image (or pick an example), choose a filter and a trained model, and compare the model's "
             f"prediction with the reference filter. Any size up to {MAX_PIXELS / 1e6:.0f} MP; images above "
             f"{TILE_ABOVE_PIXELS / 1e6:.0f} MP go through {TILE} px tiles and wait for a large-image slot above "
-            f"{HEAVY_ABOVE_PIXELS / 1e6:.0f} MP. Outputs are lossless PNG."
+            f"{HEAVY_ABOVE_PIXELS / 1e6:.0f} MP. Outputs are lossless PNG. The **Teach** tab learns a new filter "
+            "from one before/after pair."
         )
-        with gr.Row():
-            filter_dd = gr.Dropdown(list(available()), value=default.filter, label="Filter")
-            model_dd = gr.Dropdown(model_choices(default.filter), value=str(default.path), label="Model", scale=2)
-            run_btn = gr.Button("Run", variant="primary", elem_id="run")
-        with gr.Row(equal_height=True):
-            image_in = gr.Image(label="Input", type="filepath", image_mode=None, format="png",
-                                sources=["upload", "clipboard"], buttons=["fullscreen"], elem_id="input")
-            shown = dict(format="png", interactive=False, buttons=["download", "fullscreen"])
-            reference = gr.Image(label="Reference filter", elem_id="reference", **shown)
-            prediction = gr.Image(label="Model prediction", elem_id="prediction", **shown)
-            error_map = gr.Image(label="|error| heat map", elem_id="error", **shown)
-        info = gr.Markdown(label="Summary", elem_id="info")
-        gr.Examples([[str(p)] for p in examples], inputs=[image_in], label="Examples (scikit-image test photos)")
+        with gr.Tab("Predict", elem_id="predict-tab"):
+            with gr.Row():
+                filter_dd = gr.Dropdown(list(available()), value=default.filter, label="Filter")
+                model_dd = gr.Dropdown(model_choices(default.filter), value=str(default.path), label="Model", scale=2)
+                run_btn = gr.Button("Run", variant="primary", elem_id="run")
+            with gr.Row(equal_height=True):
+                image_in = gr.Image(label="Input", type="filepath", image_mode=None, format="png",
+                                    sources=["upload", "clipboard"], buttons=["fullscreen"], elem_id="input")
+                shown = dict(format="png", interactive=False, buttons=["download", "fullscreen"])
+                reference = gr.Image(label="Reference filter", elem_id="reference", **shown)
+                prediction = gr.Image(label="Model prediction", elem_id="prediction", **shown)
+                error_map = gr.Image(label="|error| heat map", elem_id="error", **shown)
+            info = gr.Markdown(label="Summary", elem_id="info")
+            gr.Examples([[str(p)] for p in examples], inputs=[image_in], label="Examples (scikit-image test photos)")
 
         inputs, outputs = [image_in, filter_dd, model_dd], [prediction, reference, error_map, info]
         workers = dict(concurrency_id="compare", concurrency_limit=LIGHT_WORKERS + HEAVY_WORKERS + HEAVY_WAITING)
@@ -152,6 +165,13 @@ def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list
         gr.on([image_in.change, model_dd.change], run_if_image, inputs, outputs, api_visibility="private",
               preprocess=False, **workers)
         filter_dd.change(on_filter, filter_dd, model_dd, api_visibility="private")
+        with gr.Tab("Teach", elem_id="teach-tab"):
+            build_teach_tab(gr, sessions, uploaded_path, model_dd, filter_dd, model_choices)
+
+        def close_session(request: gr.Request):
+            sessions.close(request.session_hash)
+
+        app.unload(close_session)
     return app
 
 

@@ -32,7 +32,7 @@ from src.io.images import read_rgb
 from src.errors import UserError
 from src.cli import run_cli
 from src.models import CompactNet, exact_sobel_net, load_model, save_model
-from src.demo.support import to_uint8
+from src.io.images import to_uint8
 from src.inference.predict import NonFiniteOutput, predict
 
 predict_cli = importlib.import_module("src.inference.predict")  # src.testing re-exports the function `predict`

@@ -17,7 +17,8 @@ from src.io.images import read_rgb
 from src.io.files import atomic_write_bytes
 from src.models import exact_sobel_net, load_model, save_model
 from src.demo import support as demo_support
-from src.demo.support import Checkpoint, compare, find_checkpoints, to_uint8
+from src.demo.support import Checkpoint, compare, find_checkpoints
+from src.io.images import to_uint8
 from src.inference.predict import predict
 from tests.conftest import ROOT
 

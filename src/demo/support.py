@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch.nn as nn
 
-from src.io.images import MAX_PIXELS, read_rgb, write_png
+from src.io.images import MAX_PIXELS, read_rgb, to_uint8, write_png
 from src.io.files import atomic_write_bytes
 from src.dataset.sources import embedded_images
 from src.errors import UserError
@@ -206,15 +206,6 @@ def write_panels(result: Comparison, folder: str | os.PathLike) -> tuple[str, st
         atomic_write_bytes(folder / f"{name}.png", buf.tobytes())
         paths.append(str(folder / f"{name}.png"))
     return paths[0], paths[1], paths[2]
-
-
-def to_uint8(img: np.ndarray) -> np.ndarray:
-    """Float ``[0, 1]`` -> uint8, rounded (as ``write_png`` and the 8-bit API output), without float copies."""
-    a = np.asarray(img, np.float32)
-    if a.size and (a.min() < 0.0 or a.max() > 1.0):
-        a = np.clip(a, 0.0, 1.0)
-    # one uint8 pass (rounds half to even, as np.round) instead of three float copies of a 50 MP image
-    return cv2.convertScaleAbs(a, alpha=255.0).reshape(a.shape)
 
 
 def heatmap(err: np.ndarray, vmax: float) -> np.ndarray:

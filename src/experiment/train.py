@@ -137,8 +137,10 @@ def resume_state(last: Path, settings: dict[str, Any]) -> None:
         raise UserError(f"--resume: {last} is from a different run: " + "; ".join(diff))
 
 
-def train(config: TrainConfig) -> dict[str, Any]:
+def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Train to the step budget, keep the best validation checkpoint, export it, evaluate on the test split.
+
+    ``callbacks``: extra Lightning callbacks (a caller watching the run, e.g. :mod:`src.experiment.teach`).
 
     Returns the run's summary (the ``result`` JSON the CLI prints): steps, what stopped it, test metrics,
     the checkpoint path and the log folder.
@@ -165,7 +167,7 @@ def train(config: TrainConfig) -> dict[str, Any]:
     previous_threads = torch.get_num_threads(), cv2.getNumThreads()
     threads = set_threads(cfg.threads or cfg.default_threads)
     try:
-        return _train(cfg, flt, output, ckpt_dir, threads)
+        return _train(cfg, flt, output, ckpt_dir, threads, callbacks)
     finally:  # a library call: leave the caller's thread pools as they were
         torch.set_num_threads(previous_threads[0])
         cv2.setNumThreads(previous_threads[1])
@@ -201,7 +203,7 @@ def build_data(cfg: TrainConfig, flt):
     return data
 
 
-def build_trainer(cfg: TrainConfig, ckpt_dir: Path, log_name: str):
+def build_trainer(cfg: TrainConfig, ckpt_dir: Path, log_name: str, callbacks: Sequence[Any] = ()):
     """Lightning's trainer with the project's callbacks; returns ``(trainer, checkpoint, plateau, logger)``."""
     import pytorch_lightning as pl
     from pytorch_lightning.callbacks import ModelCheckpoint
@@ -219,7 +221,7 @@ def build_trainer(cfg: TrainConfig, ckpt_dir: Path, log_name: str):
         accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, max_epochs=-1, max_steps=cfg.max_steps,
         max_time=timedelta(seconds=cfg.max_time) if cfg.max_time else None,
         callbacks=[checkpoint, plateau, FiniteGuard(), GracefulInterrupt(ckpt_dir / "last.ckpt"),
-                   RunConfig(cfg.run_settings())],
+                   RunConfig(cfg.run_settings()), *callbacks],
         logger=logger, enable_progress_bar=not cfg.quiet, enable_model_summary=False, log_every_n_steps=10,
         num_sanity_val_steps=0, deterministic=True if cfg.accelerator == "cpu" else "warn",
         plugins=[AtomicCheckpointIO()], strategy=strategy, precision=cfg.precision,
@@ -229,7 +231,7 @@ def build_trainer(cfg: TrainConfig, ckpt_dir: Path, log_name: str):
     return trainer, checkpoint, plateau, logger
 
 
-def _train(cfg: TrainConfig, flt, output: Path, ckpt_dir: Path, threads: int) -> dict[str, Any]:
+def _train(cfg: TrainConfig, flt, output: Path, ckpt_dir: Path, threads: int, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     import pytorch_lightning as pl
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -241,7 +243,7 @@ def _train(cfg: TrainConfig, flt, output: Path, ckpt_dir: Path, threads: int) ->
             print(f"note: starting over; the previous run state in {ckpt_dir} is replaced (--resume continues it)")
         for f in stale:
             f.unlink()
-    trainer, checkpoint, plateau, logger = build_trainer(cfg, ckpt_dir, output.stem)
+    trainer, checkpoint, plateau, logger = build_trainer(cfg, ckpt_dir, output.stem, callbacks)
     t0 = time.time()
     last = ckpt_dir / "last.ckpt"
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if cfg.resume else None, weights_only=True)

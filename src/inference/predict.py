@@ -1,6 +1,9 @@
 """Inference at native resolution, whole or tiled, and the ``predict`` command.
 
     python -m src.inference.predict --checkpoint models/sobel.ckpt --input photo.jpg --output out/ [--tile 512]
+    python -m src.inference.predict --checkpoint C --input photos/ --output out/ [--jobs 4] [--overwrite]
+
+A folder goes through the batch tool, :func:`src.inference.folder.predict_folder` (resumable, parallel I/O).
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from src.io.images import ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, list_images, read_rgb, to_rgb_uint8, write_png
+from src.inference.folder import predict_folder
+from src.io.images import ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, list_images, to_rgb_uint8
 from src.io.files import check_writable
 from src.errors import UserError
 from src.cli import run_cli
@@ -197,6 +201,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--backend", default="auto", choices=BACKENDS, help="auto: OpenCV kernels for the compact net on CPU")
     ap.add_argument("--alpha", default="white", choices=sorted(ALPHA_BACKGROUNDS),
                     help="background that transparent pixels are composited over (as a viewer shows them)")
+    ap.add_argument("--jobs", type=int, default=1, help="threads decoding and encoding images beside the network")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="redo outputs that already exist (default: complete ones are skipped, so a run resumes)")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar (it shows only on a terminal)")
     args = ap.parse_args(argv)
 
     # everything that can be checked is checked before the first image: device, output folder, names
@@ -211,22 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = Path(args.output)
     dests = output_names(paths, src, out_dir)
     check_writable(out_dir)
-    failures = 0
-    for p in paths:
-        notes: list[str] = []
-        try:
-            rgb = read_rgb(p, alpha=args.alpha, notes=notes)
-        except UserError as exc:
-            if len(paths) == 1:
-                raise  # the one file asked for: its reason is the error
-            print(f"skipped: {exc}")
-            failures += 1
-            continue
-        for note in notes:
-            print(f"note: {p}: {note}")
-        pred = predict(net, rgb, tile=args.tile, backend=args.backend)  # NaN/Inf output: error, exit 2
-        write_png(dests[p], pred, bits=16 if args.png16 else 8)
-        print(f"{p} -> {dests[p]}  ({pred.shape[1]}x{pred.shape[0]})")
+    report = predict_folder(net, dests, run=lambda n, rgb: predict(n, rgb, tile=args.tile, backend=args.backend),
+                            alpha=args.alpha, bits=16 if args.png16 else 8, jobs=args.jobs, overwrite=args.overwrite,
+                            progress=not args.no_progress)
+    failures = len(report.failed)
+    print(report.summary())
     if failures == len(paths):
         raise UserError(f"no image could be processed ({failures} failed)")
     return 1 if failures else 0

@@ -109,6 +109,16 @@ class FilterRegressor(pl.LightningModule):
                 y = self.filter.torch(x)
         return x, y
 
+    def _scored(self, pred: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pixels that count. Targets cut from a larger picture (example pairs: the datamodule's
+        ``targets_have_context``) depend on pixels outside the crop that the network cannot see, so their
+        outer ring of the network's receptive radius is left out of the loss and of validation."""
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        m = int(getattr(self.net, "receptive_radius", 0)) if getattr(dm, "targets_have_context", False) else 0
+        if m and min(y.shape[-2:]) > 2 * m:
+            return pred[..., m:-m, m:-m], y[..., m:-m, m:-m]
+        return pred, y
+
     # -- stages -------------------------------------------------------------------------------------
     @property
     def stage(self) -> str:
@@ -135,7 +145,7 @@ class FilterRegressor(pl.LightningModule):
         opt = self.optimizers()
         adam = opt[0] if isinstance(opt, list) else opt
         x, y = self._pair(batch)
-        pred = self.net(x)
+        pred, y = self._scored(self.net(x), y)
         loss = self.loss_fn(pred, y)
         adam.zero_grad(set_to_none=True)
         self.manual_backward(loss)
@@ -154,7 +164,7 @@ class FilterRegressor(pl.LightningModule):
 
         def closure() -> torch.Tensor:
             lbfgs.zero_grad(set_to_none=True)
-            loss = F.mse_loss(self.net(x), y)
+            loss = F.mse_loss(*self._scored(self.net(x), y))
             self.manual_backward(loss)
             return loss
 
@@ -170,6 +180,7 @@ class FilterRegressor(pl.LightningModule):
         x, y = self._pair(batch)
         dtype = next(self.net.parameters()).dtype  # float64 during the finish
         pred = run_any_size(self.net, x.to(dtype)).float().clamp(0, 1)  # whole images, padded to the size multiple
+        pred, y = self._scored(pred, y)
         self.val_psnr.update(image_psnr(pred, y))
         ssim = image_ssim(pred, y)
         if not torch.isnan(ssim):
