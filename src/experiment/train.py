@@ -36,7 +36,9 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # Settings that define a run: --resume refuses a checkpoint whose values differ.
 RUN_KEYS = ("model", "model_kwargs", "filter", "filter_params", "data", "crop", "batch_size", "steps_per_epoch",
-            "max_steps", "loss", "lr", "lambda_l1", "finish", "finish_after", "seed", "patience", "lr_patience")
+            "max_steps", "loss", "lr", "lambda_l1", "gan_weight", "finish", "finish_after", "seed", "patience", "lr_patience")
+# Run keys added after runs were saved without them, with the value those runs used (so they still resume).
+ADDED_RUN_KEYS: dict[str, Any] = {"gan_weight": 1.0}
 
 
 def parse_params(items: Sequence[str] | None, what: str) -> dict[str, Any]:
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--loss", default="l1", choices=["l1", "mse"])
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default per model: MODEL_DEFAULTS)")
     ap.add_argument("--lambda-l1", type=float, default=100.0, help="pix2pix: weight of L1 against the GAN loss")
+    ap.add_argument("--gan-weight", type=float, default=1.0,
+                    help="pix2pix: weight of the adversarial term (0: the same training on L1 alone, the GAN ablation)")
     ap.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (with --devices N)")
     ap.add_argument("--precision", default=None, help="Lightning precision, e.g. bf16-mixed (GPU)")
     ap.add_argument("--channels-last", action="store_true", help="pix2pix: NHWC memory format (GPU speed)")
@@ -140,7 +144,7 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     cfg = {
         "model": args.model, "model_kwargs": parse_params(args.model_arg, "--model-arg"),
         "filter": filter_name, "filter_params": filter_params, "data": args.data if not args.pairs else None,
-        "crop": args.crop, "loss": args.loss, "lambda_l1": args.lambda_l1, "seed": args.seed,
+        "crop": args.crop, "loss": args.loss, "lambda_l1": args.lambda_l1, "gan_weight": args.gan_weight, "seed": args.seed,
         "lr_patience": args.lr_patience,
     }
     for key in ("lr", "max_steps", "steps_per_epoch", "batch_size", "finish", "patience"):
@@ -178,6 +182,7 @@ def resume_state(last: Path, cfg: dict[str, Any]) -> None:
     saved = blob.get("run_config") if isinstance(blob, dict) else None
     if not isinstance(saved, dict):
         raise UserError(f"--resume: {last} has no run settings (not written by this training command)")
+    saved = ADDED_RUN_KEYS | saved
     diff = [f"{k} {saved.get(k)!r} there, {cfg.get(k)!r} here" for k in RUN_KEYS if saved.get(k) != cfg.get(k)]
     if diff:
         raise UserError(f"--resume: {last} is from a different run: " + "; ".join(diff))
@@ -231,7 +236,7 @@ def _train(args: argparse.Namespace, cfg: dict[str, Any], flt, output: Path, ckp
         from src.models.lit_pix2pix import Pix2PixModule
 
         module = Pix2PixModule(cfg["model_kwargs"], cfg["filter"], cfg["filter_params"], lr=cfg["lr"],
-                               lambda_l1=cfg["lambda_l1"], total_steps=cfg["max_steps"] // 2,  # G + D steps per batch
+                               lambda_l1=cfg["lambda_l1"], gan_weight=cfg["gan_weight"], total_steps=cfg["max_steps"] // 2,  # G + D steps per batch
                                channels_last=args.channels_last, compile=args.compile, seed=cfg["seed"])
     else:
         module = FilterRegressor(args.model, cfg["model_kwargs"], cfg["filter"], cfg["filter_params"], loss=cfg["loss"],
