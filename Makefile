@@ -86,7 +86,7 @@ train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN) on one GPU -> models/p
 train-pix2pix-cpu: install  ## the shipped models/pix2pix.ckpt: ngf 16, 128² crops, batch 8, 9,000 batches on 1 CPU thread (~50 min; RESUME=1 continues it)
 	$(PYTHON) -m src.experiment.train --model pix2pix --model-arg ngf=16 --crop 128 --batch-size 8 --max-steps 18000 --steps-per-epoch 500 --output models/pix2pix.ckpt --threads 1 --quiet $(if $(RESUME),--resume)
 
-notebook: install  ## main.ipynb top to bottom (SMOKE=1 make notebook: the 2-core CPU version)
+notebook: install  ## main.ipynb top to bottom: PROFILE=cpu (default: loads the shipped run's checkpoint, or trains it), smoke (CI, minutes) or gpu
 	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace main.ipynb --ExecutePreprocessor.timeout=3600
 
 gpu-bench: install  ## GPU figures in <= 8 min -> figures/gpu-bench.{json,md}
