@@ -51,6 +51,7 @@ train-autoencoder: install  ## the seed autoencoder, same data, its default 2000
 evaluate: install  ## test table, CSV and grid figure for the shipped checkpoints
 	$(PYTHON) -m src.testing.evaluate --checkpoint models/sobel.ckpt
 	$(PYTHON) -m src.testing.evaluate --checkpoint models/autoencoder.ckpt
+	$(PYTHON) -m src.testing.evaluate --checkpoint models/pix2pix.ckpt
 
 test: install  ## the test suite (CI runs exactly this)
 	$(PYTHON) -m pytest -q tests
@@ -80,8 +81,8 @@ sweeps: install  ## params vs PSNR on Sobel (9 nets) and CAN depth 3..7 on Sobel
 figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~40 s)
 	$(PYTHON) -m src.testing.figures
 
-train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN) on one GPU -> models/pix2pix.ckpt
-	$(PYTHON) -m src.experiment.train --model pix2pix --crop 128 --batch-size 32 --accelerator gpu --precision bf16-mixed --channels-last --num-workers 8 --max-steps 40000 --steps-per-epoch 500 --output models/pix2pix.ckpt --quiet
+train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN, ngf 64) on one GPU -> models/pix2pix-gpu.ckpt (main.ipynb PROFILE=gpu)
+	$(PYTHON) -m src.experiment.train --model pix2pix --crop 128 --batch-size 32 --accelerator gpu --precision bf16-mixed --channels-last --num-workers 8 --max-steps 40000 --steps-per-epoch 500 --output models/pix2pix-gpu.ckpt --quiet
 
 train-pix2pix-cpu: install  ## the shipped models/pix2pix.ckpt: ngf 16, 128² crops, batch 8, 9,000 batches on 1 CPU thread (~50 min; RESUME=1 continues it)
 	$(PYTHON) -m src.experiment.train --model pix2pix --model-arg ngf=16 --crop 128 --batch-size 8 --max-steps 18000 --steps-per-epoch 500 --output models/pix2pix.ckpt --threads 1 --quiet $(if $(RESUME),--resume)
