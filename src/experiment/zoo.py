@@ -107,11 +107,11 @@ def megapixels_per_second(fn, img: np.ndarray, repeats: int) -> float:
 
 def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Path, repeats: int,
             net_args: dict[str, Any] | None = None, tag: str = "", accelerator: str = "cpu",
-            threads: int | None = None) -> dict[str, Any]:
+            threads: int | None = None, seed: int = 0) -> dict[str, Any]:
     """Train one network on one filter for ``steps`` optimiser steps (None: ``ZOO_STEPS``) and measure it.
 
     ``net_args`` override the zoo's per-filter network options (the sweeps use it); ``tag`` names the
-    checkpoint ``models/zoo/<model><tag>-<filter>.ckpt``. ``accelerator`` is where training runs; the
+    checkpoint ``models/zoo/<model><tag>-<filter>.ckpt``; ``seed`` is the training seed. ``accelerator`` is where training runs; the
     MP/s columns are always CPU inference.
     """
     from src.experiment.train import build_parser, train
@@ -123,7 +123,7 @@ def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Pat
     flt = get_filter(name, **params)
     steps = steps or ZOO_STEPS[model]
     argv = ["--model", model, "--filter", name, "--data", "skimage", "--max-steps", str(steps),
-            "--quiet", "--logger", "none", "--accelerator", accelerator,
+            "--quiet", "--logger", "none", "--accelerator", accelerator, "--seed", str(seed),
             "--output", str(Path("models/zoo") / f"{model}{tag}-{flt.key}.ckpt"), *TRAIN_ARGS.get(model, [])]
     if threads:
         argv += ["--threads", str(threads)]
