@@ -99,5 +99,5 @@ knobs: install  ## each speed knob's measured speed-up on this CPU (+ GPU rows f
 knobs-threads: install  ## training at 1 vs 2 threads, idle and with one core busy (the default's evidence) -> figures/knobs-threads.{csv,md}
 	$(PYTHON) -m src.testing.knobs --only threads --out figures/knobs-threads
 
-ablation-gan: install  ## L1 only vs GAN + L1: same U-Net, optimiser, schedule, crops and steps, 3 seeds each (6 runs, ~20 min on a quiet core) -> figures/ablation-gan.{csv,md,png}
-	$(PYTHON) -m src.experiment.ablation_gan --arms l1 gan --seeds 0 1 2 --batches 600 --threads 1
+ablation-gan: install  ## L1 only vs GAN + L1: same U-Net, optimiser, schedule, crops and steps, λ 100 and 10, 3 seeds each (9 runs, ~25 min on a quiet core) -> figures/ablation-gan.{csv,md,png}
+	$(PYTHON) -m src.experiment.ablation_gan --arms l1 gan gan-l10 --seeds 0 1 2 --batches 600 --threads 1
