@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -53,6 +53,7 @@ train-autoencoder: install  ## the seed autoencoder, same data, its default 2000
 evaluate: install  ## test table, CSV and grid figure for the shipped checkpoints
 	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/sobel.ckpt
 	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/autoencoder.ckpt
+	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/pix2pix.ckpt
 
 test: install  ## the whole test suite and the doctests in src/ (CI runs exactly this)
 	$(PYTHON) -m pytest -q
@@ -91,10 +92,13 @@ sweeps: install  ## params vs PSNR on Sobel (9 nets) and CAN depth 3..7 on Sobel
 figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~40 s)
 	$(PYTHON) -m src.reports.figures
 
-train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN) on one GPU -> models/pix2pix.ckpt
-	$(PYTHON) -m src.experiment.train --model pix2pix --crop 128 --batch-size 32 --accelerator gpu --precision bf16-mixed --channels-last --num-workers 8 --max-steps 40000 --steps-per-epoch 500 --output models/pix2pix.ckpt --quiet
+train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN, ngf 64) on one GPU -> models/pix2pix-gpu.ckpt (main.ipynb PROFILE=gpu)
+	$(PYTHON) -m src.experiment.train --model pix2pix --crop 128 --batch-size 32 --accelerator gpu --precision bf16-mixed --channels-last --num-workers 8 --max-steps 40000 --steps-per-epoch 500 --output models/pix2pix-gpu.ckpt --quiet
 
-notebook: install  ## main.ipynb top to bottom (SMOKE=1 make notebook: the 2-core CPU version)
+train-pix2pix-cpu: install  ## the shipped models/pix2pix.ckpt: ngf 16, 128² crops, batch 8, 9,000 batches on 1 CPU thread (~50 min; RESUME=1 continues it)
+	$(PYTHON) -m src.experiment.train --model pix2pix --model-arg ngf=16 --crop 128 --batch-size 8 --max-steps 18000 --steps-per-epoch 500 --output models/pix2pix.ckpt --threads 1 --quiet $(if $(RESUME),--resume)
+
+notebook: install  ## main.ipynb top to bottom: PROFILE=cpu (default: loads the shipped run's checkpoint, or trains it), smoke (CI, minutes) or gpu
 	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace main.ipynb --ExecutePreprocessor.timeout=3600
 
 gpu-bench: install  ## GPU figures in <= 8 min -> figures/gpu-bench.{json,md}
@@ -106,5 +110,5 @@ knobs: install  ## each speed knob's measured speed-up on this CPU (+ GPU rows f
 knobs-threads: install  ## training at 1 vs 2 threads, idle and with one core busy (the default's evidence) -> figures/knobs-threads.{csv,md}
 	$(PYTHON) -m src.experiment.knobs --only threads --out figures/knobs-threads
 
-ablation-gan: install  ## L1-only U-Net vs Pix2Pix, same data and batches -> figures/ablation-gan.{csv,png}
-	$(PYTHON) scripts/ablation_gan.py --batches 300
+ablation-gan: install  ## L1 only vs GAN + L1: same U-Net, optimiser, schedule, crops and steps, λ 100 and 10, 3 seeds each (9 runs, ~25 min on a quiet core) -> figures/ablation-gan.{csv,md,png}
+	$(PYTHON) -m src.experiment.ablation_gan --arms l1 gan gan-l10 --seeds 0 1 2 --batches 600 --threads 1

@@ -237,3 +237,11 @@ def test_error_heat_map_is_scaled_to_the_largest_error():
     rgb = demo_support.heatmap(err, float(err.max()))
     assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert rgb[1, 0].sum() > rgb[0, 1].sum() > rgb[1, 1].sum() > rgb[0, 0].sum()
+
+
+def test_the_demo_lists_every_shipped_checkpoint_pix2pix_included():
+    found, skipped = find_checkpoints(ROOT / "models")
+    assert skipped == []
+    models = {c.path.name: c.model for c in found}
+    assert {"sobel.ckpt": "compact", "autoencoder.ckpt": "autoencoder", "pix2pix.ckpt": "pix2pix"}.items() <= models.items()
+    assert "dB" in next(c.label for c in found if c.path.name == "pix2pix.ckpt")  # its test PSNR, recorded by training

@@ -46,3 +46,16 @@ def test_psnr_by_size_evaluates_each_size_at_native_resolution(photo):
     rows = psnr_by_size(exact_sobel_net(), get_filter("sobel"), [NamedImage("a", photo)], sizes=((7, 5), (64, 33)))
     assert [r["size"] for r in rows] == ["7x5", "64x33"]
     assert all(r["psnr"] > 99 and r["zero_psnr"] < 30 for r in rows)  # the exact net is exact at any size
+
+
+def test_edge_sharpness_is_below_one_for_a_blur_and_above_for_added_checkerboard(photo):
+    import cv2
+
+    from src.filters import get_filter
+    from src.evaluation.metrics import edge_sharpness
+
+    target = get_filter("sobel")(photo)
+    assert edge_sharpness(target, target) == pytest.approx(1.0)
+    assert edge_sharpness(cv2.GaussianBlur(target, (0, 0), 2.0), target) < 0.7
+    checker = (np.indices(target.shape).sum(0) % 2).astype(np.float32)
+    assert edge_sharpness(np.clip(target + 0.1 * checker, 0, 1), target) > 1.5

@@ -177,16 +177,18 @@ def test_notebook_runs_top_to_bottom_in_smoke_mode(tmp_path, monkeypatch):
 
     from .conftest import ROOT
 
-    monkeypatch.setenv("SMOKE", "1")
+    monkeypatch.delenv("SMOKE", raising=False)
+    monkeypatch.setenv("PROFILE", "smoke")
     monkeypatch.setenv("PIX2PIX_STEPS", "40")  # the committed run uses 600; the cells are the same
     monkeypatch.setenv("PIX2PIX_MODELS", str(tmp_path / "models"))
     monkeypatch.setenv("PIX2PIX_FIGURES", str(tmp_path / "figures"))
     monkeypatch.setenv("PYTHONWARNINGS", "ignore")
     nb = nbformat.read(ROOT / "main.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    assert isinstance(load_model(tmp_path / "models" / "pix2pix.ckpt"), UNetGenerator)
+    assert isinstance(load_model(tmp_path / "models" / "pix2pix-smoke.ckpt"), UNetGenerator)
+    assert not (tmp_path / "models" / "pix2pix.ckpt").exists()  # the shipped (cpu profile) name is left alone
     assert {p.name for p in (tmp_path / "figures").iterdir()} >= {
-        "pix2pix-examples.png", "pix2pix-curves.png", "pix2pix-test.csv", "pix2pix-grid.png"}
+        "pix2pix-smoke-examples.png", "pix2pix-smoke-curves.png", "pix2pix-smoke-test.csv", "pix2pix-smoke-grid.png"}
 
 
 def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):

@@ -1,5 +1,5 @@
-"""The README agrees with the committed tables it quotes: the results table with figures/eval-*.csv and the
-shipped checkpoints, every table copied from a figures/*.md with that file. Data-driven, so regenerating a
+"""The README and docs/results.md agree with the committed tables they quote: the results table with
+figures/eval-*.csv and the shipped checkpoints, every table copied from a figures/*.md with that file. Data-driven, so regenerating a
 table and pasting it into the README keeps this green, and editing only one of them does not."""
 import csv
 import re
@@ -9,9 +9,15 @@ import pytest
 from .conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+RESULTS = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+# Each document and the fewest copies of figures/*.md tables it holds (a lost table is noticed).
+DOCUMENTS = {"README.md": (README, 5), "docs/results.md": (RESULTS, 2)}
 # The results table's rows: the make target in the model cell -> (evaluation CSV, checkpoint).
 RESULT_ROWS = {"make train": ("eval-sobel.csv", "sobel.ckpt"),
-               "make train-autoencoder": ("eval-autoencoder.csv", "autoencoder.ckpt")}
+               "make train-autoencoder": ("eval-autoencoder.csv", "autoencoder.ckpt"),
+               "make train-pix2pix-cpu": ("eval-pix2pix.csv", "pix2pix.ckpt")}
+# Where each results row is quoted: every row in the README, the shipped Pix2Pix in docs/results.md too.
+QUOTED_ROWS = [("README.md", t) for t in sorted(RESULT_ROWS)] + [("docs/results.md", "make train-pix2pix-cpu")]
 NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 
 
@@ -43,11 +49,11 @@ def matches(value: float, shown: str) -> bool:
     return f"{value:.{decimals}f}" == shown.replace(",", "")
 
 
-def results_table() -> tuple[list[str], list[list[str]]]:
-    for header, *rows in markdown_tables(README):
+def results_table(document: str = "README.md") -> tuple[list[str], list[list[str]]]:
+    for header, *rows in markdown_tables(DOCUMENTS[document][0]):
         if header[:3] == ["model", "params", "test PSNR"]:
             return header, rows
-    raise AssertionError("README: no results table (model | params | test PSNR | ...)")
+    raise AssertionError(f"{document}: no results table (model | params | test PSNR | ...)")
 
 
 def eval_mean(name: str) -> dict[str, float]:
@@ -56,11 +62,11 @@ def eval_mean(name: str) -> dict[str, float]:
     return {k: float(v) for k, v in mean.items() if k not in ("image", "size")}
 
 
-@pytest.mark.parametrize("target", sorted(RESULT_ROWS))
-def test_results_table_quotes_the_committed_evaluation_csv(target):
-    header, rows = results_table()
+@pytest.mark.parametrize("document, target", QUOTED_ROWS)
+def test_results_table_quotes_the_committed_evaluation_csv(document, target):
+    header, rows = results_table(document)
     row = next((r for r in rows if f"(`{target}`)" in r[0]), None)
-    assert row is not None, f"README results table has no row for `{target}`"
+    assert row is not None, f"{document} results table has no row for `{target}`"
     cells = dict(zip(header, row))
     mean = eval_mean(RESULT_ROWS[target][0])
     quoted = {"test PSNR": ["psnr"], "SSIM": ["ssim"], "zero PSNR": ["zero_psnr"], "MAE": ["mae"],
@@ -69,17 +75,17 @@ def test_results_table_quotes_the_committed_evaluation_csv(target):
     for column, keys in quoted.items():
         shown = numbers(cells[column])
         if len(shown) != len(keys) or not all(matches(mean[k], s) for k, s in zip(keys, shown)):
-            wrong.append(f"{column}: README {cells[column]!r}, figures/{RESULT_ROWS[target][0]} "
+            wrong.append(f"{column}: {document} {cells[column]!r}, figures/{RESULT_ROWS[target][0]} "
                          + " / ".join(f"{mean[k]:.6g}" for k in keys))
-    assert not wrong, f"README results row `{target}` differs from its CSV: " + "; ".join(wrong)
+    assert not wrong, f"{document} results row `{target}` differs from its CSV: " + "; ".join(wrong)
 
 
-@pytest.mark.parametrize("target", sorted(RESULT_ROWS))
-def test_results_table_quotes_the_shipped_checkpoint(target):
+@pytest.mark.parametrize("document, target", QUOTED_ROWS)
+def test_results_table_quotes_the_shipped_checkpoint(document, target):
     from src.models import load_model
     from src.models.networks import count_parameters
 
-    header, rows = results_table()
+    header, rows = results_table(document)
     cells = dict(zip(header, next(r for r in rows if f"(`{target}`)" in r[0])))
     net = load_model(ROOT / "models" / RESULT_ROWS[target][1])
     assert matches(count_parameters(net), cells["params"]), (cells["params"], count_parameters(net))
@@ -109,13 +115,15 @@ def committed_tables() -> dict[str, list[list[str]]]:
     return {p.name: t for p in sorted((ROOT / "figures").glob("*.md")) for t in markdown_tables(p.read_text())}
 
 
-def test_every_readme_copy_of_a_figures_table_equals_it():
-    """A README table whose columns all belong to a committed figures/*.md table is a copy of one such table:
-    same rows, same order, every shared cell equal (the README may leave columns out, e.g. `device`)."""
+@pytest.mark.parametrize("document", sorted(DOCUMENTS))
+def test_every_copy_of_a_figures_table_equals_it(document):
+    """A table in the README or docs/results.md whose columns all belong to a committed figures/*.md table is a
+    copy of one such table: same rows, same order, every shared cell equal (a copy may leave columns out)."""
     committed = committed_tables()
-    assert {"knobs.md", "quantize.md", "sweep-size.md", "sweep-depth.md", "zoo.md"} <= set(committed)
+    assert {"knobs.md", "quantize.md", "sweep-size.md", "sweep-depth.md", "zoo.md", "ablation-gan.md"} <= set(committed)
+    text, fewest = DOCUMENTS[document]
     copies = 0
-    for header, *rows in markdown_tables(README):
+    for header, *rows in markdown_tables(text):
         sources = {name: t for name, t in committed.items() if len(header) >= 4 and set(header) <= set(t[0])}
         if not sources:
             continue
@@ -125,9 +133,9 @@ def test_every_readme_copy_of_a_figures_table_equals_it():
             continue
         name, p = max(projected.items(), key=lambda kv: sum(a == b for a, b in zip(rows, kv[1])))
         diff = [f"README {a}\n  {name:>10} {b}" for a, b in zip(rows, p) if a != b]
-        pytest.fail(f"README table ({' | '.join(header)}) differs from figures/{name} "
+        pytest.fail(f"{document} table ({' | '.join(header)}) differs from figures/{name} "
                     f"({len(rows)} vs {len(p)} rows):\n" + "\n".join(diff[:5]))
-    assert copies >= 5, f"found only {copies} README copies of figures tables"
+    assert copies >= fewest, f"found only {copies} copies of figures tables in {document}"
 
 
 def test_table_parser_reads_indented_tables_and_escaped_pipes():

@@ -198,3 +198,16 @@ def test_default_threads_follow_the_cores_this_process_may_use():
     res = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert res.returncode == 0 and res.stdout.strip() == "1", res.stderr
+
+
+def test_a_checkpoint_saved_before_the_gan_weight_existed_still_resumes_as_gan_weight_one(tmp_path):
+    from src.errors import UserError
+    from src.experiment.config import TrainConfig
+    from src.experiment.train import resume_state
+
+    settings = TrainConfig(model="pix2pix", crop=32).resolved().run_settings()
+    last = tmp_path / "last.ckpt"
+    torch.save({"run_config": {k: v for k, v in settings.items() if k != "gan_weight"}}, last)
+    resume_state(last, settings)  # no error: such runs trained with the full GAN term
+    with pytest.raises(UserError, match="gan_weight 1.0 there, 0.0 here"):
+        resume_state(last, settings | {"gan_weight": 0.0})

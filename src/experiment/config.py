@@ -29,7 +29,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 DEFAULTED = ("lr", "max_steps", "steps_per_epoch", "batch_size", "finish", "patience")
 # Settings that define a run: --resume refuses a checkpoint whose values differ.
 RUN_KEYS = ("model", "model_kwargs", "filter", "filter_params", "data", "crop", "batch_size", "steps_per_epoch",
-            "max_steps", "loss", "lr", "lambda_l1", "finish", "finish_after", "seed", "patience", "lr_patience")
+            "max_steps", "loss", "lr", "lambda_l1", "gan_weight", "finish", "finish_after", "seed", "patience",
+            "lr_patience")
+# Run keys added after runs were saved without them, with the value those runs used (so they still resume).
+ADDED_RUN_KEYS: dict[str, Any] = {"gan_weight": 1.0}
 DEFAULT_OUTPUTS = {("compact", "sobel"): "models/sobel.ckpt", ("autoencoder", "sobel"): "models/autoencoder.ckpt",
                    ("pix2pix", "sobel"): "models/pix2pix.ckpt", ("unet", "sobel"): "models/unet.ckpt"}
 
@@ -64,6 +67,7 @@ class TrainConfig:
     loss: str = "l1"
     lr: float | None = None
     lambda_l1: float = 100.0
+    gan_weight: float = 1.0  # pix2pix: weight of the adversarial term (0: the same training on L1 alone)
     seed: int = 0
     # where and how it runs
     strategy: str = "auto"

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 
 from src.cli import parse_params, run_cli, strict_json
 from src.errors import UserError
-from src.experiment.config import DEFAULT_OUTPUTS, MODEL_DEFAULTS, RUN_KEYS, TrainConfig  # noqa: F401 (re-exported)
+from src.experiment.config import ADDED_RUN_KEYS, DEFAULT_OUTPUTS, MODEL_DEFAULTS, RUN_KEYS, TrainConfig  # noqa: F401 (re-exported)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--loss", default="l1", choices=["l1", "mse"])
     ap.add_argument("--lr", type=float, default=None, help="learning rate (default per model: MODEL_DEFAULTS)")
     ap.add_argument("--lambda-l1", type=float, default=100.0, help="pix2pix: weight of L1 against the GAN loss")
+    ap.add_argument("--gan-weight", type=float, default=1.0,
+                    help="pix2pix: weight of the adversarial term (0: the same training on L1 alone, the GAN ablation)")
     ap.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp (with --devices N)")
     ap.add_argument("--precision", default=None, help="Lightning precision, e.g. bf16-mixed (GPU)")
     ap.add_argument("--channels-last", action="store_true", help="pix2pix: NHWC memory format (GPU speed)")
@@ -93,7 +95,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         pairs=tuple(args.pairs) if args.pairs else None, data=args.data, crop=args.crop, batch_size=args.batch_size,
         steps_per_epoch=args.steps_per_epoch, max_steps=args.max_steps, max_time=args.max_time, finish=args.finish,
         finish_after=args.finish_after, limit_val_batches=args.limit_val_batches, patience=args.patience,
-        lr_patience=args.lr_patience, loss=args.loss, lr=args.lr, lambda_l1=args.lambda_l1, seed=args.seed,
+        lr_patience=args.lr_patience, loss=args.loss, lr=args.lr, lambda_l1=args.lambda_l1, gan_weight=args.gan_weight,
+        seed=args.seed,
         strategy=args.strategy, precision=args.precision, channels_last=args.channels_last, compile=args.compile,
         threads=args.threads, accelerator=args.accelerator,
         devices=args.devices if args.devices == "auto" else int(args.devices), num_workers=args.num_workers,
@@ -132,6 +135,7 @@ def resume_state(last: Path, settings: dict[str, Any]) -> None:
     saved = blob.get("run_config") if isinstance(blob, dict) else None
     if not isinstance(saved, dict):
         raise UserError(f"--resume: {last} has no run settings (not written by this training command)")
+    saved = ADDED_RUN_KEYS | saved
     diff = [f"{k} {saved.get(k)!r} there, {settings.get(k)!r} here" for k in RUN_KEYS if saved.get(k) != settings.get(k)]
     if diff:
         raise UserError(f"--resume: {last} is from a different run: " + "; ".join(diff))
@@ -179,6 +183,7 @@ def build_module(cfg: TrainConfig):
         from src.models.lit_pix2pix import Pix2PixModule
 
         return Pix2PixModule(cfg.model_kwargs, cfg.filter, cfg.filter_params, lr=cfg.lr, lambda_l1=cfg.lambda_l1,
+                             gan_weight=cfg.gan_weight,
                              total_steps=cfg.max_steps // 2,  # G + D steps per batch
                              channels_last=cfg.channels_last, compile=cfg.compile, seed=cfg.seed)
     from src.models.lit import FilterRegressor

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import statistics
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -68,3 +69,15 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: 
     lines = ["| " + " | ".join(map(str, header)) + " |", rule]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def mean_sd(values: Sequence[float], digits: int) -> str:
+    """``12.34 ± 0.56`` (sample standard deviation), or the value alone for one run.
+
+    >>> mean_sd([1.0, 2.0, 3.0], 2)
+    '2.00 ± 1.00'
+    """
+    v = [float(x) for x in values]
+    if len(v) < 2:
+        return f"{statistics.fmean(v):.{digits}f}"
+    return f"{statistics.fmean(v):.{digits}f} ± {statistics.stdev(v):.{digits}f}"

@@ -32,6 +32,10 @@ class Pix2PixModule(FilterRegressor):
     LR decay over ``total_steps`` batches. ``self.net`` is the generator (what ``load_model`` returns),
     ``self.disc`` the discriminator.
 
+    ``gan_weight`` scales the generator's adversarial term: 0 trains the same generator with the same
+    optimiser, schedule and batches on ``lambda_l1`` * L1 alone (the discriminator still trains, unused),
+    which is the L1-only arm of the GAN ablation (``src.experiment.ablation_gan``).
+
     ``channels_last`` and ``compile`` are speed knobs (GPU): NHWC tensors for the convolutions, and
     ``torch.compile`` of both networks (state-dict names unchanged).
     """
@@ -44,6 +48,7 @@ class Pix2PixModule(FilterRegressor):
         lr: float = 2e-4,
         beta1: float = 0.5,
         lambda_l1: float = 100.0,
+        gan_weight: float = 1.0,
         disc_kwargs: dict[str, Any] | None = None,
         total_steps: int | None = None,
         constant_fraction: float = 0.5,
@@ -53,7 +58,7 @@ class Pix2PixModule(FilterRegressor):
         seed: int = 0,
     ):
         super().__init__(model_name, model_kwargs, filter_name, filter_params, loss="l1", lr=lr, seed=seed)
-        self.hparams.update(beta1=beta1, lambda_l1=lambda_l1, disc_kwargs=dict(disc_kwargs or {}),  # as given
+        self.hparams.update(beta1=beta1, lambda_l1=lambda_l1, gan_weight=gan_weight, disc_kwargs=dict(disc_kwargs or {}),  # as given
                             total_steps=total_steps, constant_fraction=constant_fraction,
                             channels_last=channels_last, compile=compile)
         self.automatic_optimization = False
@@ -96,7 +101,7 @@ class Pix2PixModule(FilterRegressor):
         _requires_grad(self.disc, False)
         loss_gan = self._gan_loss(self.disc(x, fake), True)
         loss_l1 = F.l1_loss(fake.float(), y.float())
-        loss_g = loss_gan + self.hparams.lambda_l1 * loss_l1
+        loss_g = self.hparams.gan_weight * loss_gan + self.hparams.lambda_l1 * loss_l1
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(loss_g)
         opt_g.step()
