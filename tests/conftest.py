@@ -107,3 +107,19 @@ def run_module(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess
     """Run ``python -m <args>`` as a user would, capturing output."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def settled_screenshot(page, path: Path, timeout_s: float) -> Path:
+    """A full-page screenshot once Gradio shows no pending event (it dims outputs while one runs)."""
+    page.wait_for_function("!document.querySelector('.pending, .generating, .translucent')", timeout=timeout_s * 1000)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path), full_page=True, timeout=timeout_s * 1000)
+    return path
+
+
+def keep_screenshot(shot: Path, env: str) -> None:
+    """``make screenshot`` names the figure to refresh in ``env``; a plain test run keeps it in tmp only."""
+    if os.environ.get(env):
+        from src.io.files import atomic_write_bytes
+
+        atomic_write_bytes(ROOT / os.environ[env], shot.read_bytes())

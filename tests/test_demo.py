@@ -14,13 +14,12 @@ import torch
 from PIL import Image
 
 from src.io.images import read_rgb
-from src.io.files import atomic_write_bytes
 from src.models import exact_sobel_net, load_model, save_model
 from src.demo import support as demo_support
 from src.demo.support import Checkpoint, compare, find_checkpoints
 from src.io.images import to_uint8
 from src.inference.predict import predict
-from tests.conftest import ROOT
+from tests.conftest import ROOT, keep_screenshot, settled_screenshot
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL_CHROMIUM = ("no headless Chromium found (looked for {names} on PATH and Playwright's own browser); install one: "
@@ -193,15 +192,11 @@ def test_browser_uploads_an_image_and_sees_the_prediction(server, tmp_path):
             expect(page.locator("#info")).to_contain_text("PSNR", timeout=WAIT_S * 1000)
             assert ".png" in page.locator("#prediction img").get_attribute("src")
             # Gradio dims outputs while an event is pending (the upload can trigger a second run): wait it out
-            page.wait_for_function("!document.querySelector('.pending, .generating, .translucent')", timeout=WAIT_S * 1000)
-            page.wait_for_timeout(500)
-            shot = tmp_path / "gradio.png"
-            page.screenshot(path=str(shot), full_page=True, timeout=WAIT_S * 1000)
+            shot = settled_screenshot(page, tmp_path / "gradio.png", WAIT_S)
         finally:
             browser.close()
     assert read_rgb(shot).shape[1] == 1600
-    if os.environ.get("DEMO_SCREENSHOT"):
-        atomic_write_bytes(ROOT / os.environ["DEMO_SCREENSHOT"], shot.read_bytes())
+    keep_screenshot(shot, "DEMO_SCREENSHOT")
 
 
 def test_demo_without_any_checkpoint_exits_with_a_clear_message(tmp_path):

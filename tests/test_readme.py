@@ -10,14 +10,15 @@ from .conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 RESULTS = (ROOT / "docs" / "results.md").read_text(encoding="utf-8")
+GUIDE = (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
 # Each document and the fewest copies of figures/*.md tables it holds (a lost table is noticed).
-DOCUMENTS = {"README.md": (README, 5), "docs/results.md": (RESULTS, 2)}
+DOCUMENTS = {"README.md": (README, 0), "docs/results.md": (RESULTS, 5), "docs/guide.md": (GUIDE, 2)}
 # The results table's rows: the make target in the model cell -> (evaluation CSV, checkpoint).
 RESULT_ROWS = {"make train": ("eval-sobel.csv", "sobel.ckpt"),
                "make train-autoencoder": ("eval-autoencoder.csv", "autoencoder.ckpt"),
                "make train-pix2pix-cpu": ("eval-pix2pix.csv", "pix2pix.ckpt")}
 # Where each results row is quoted: every row in the README, the shipped Pix2Pix in docs/results.md too.
-QUOTED_ROWS = [("README.md", t) for t in sorted(RESULT_ROWS)] + [("docs/results.md", "make train-pix2pix-cpu")]
+QUOTED_ROWS = [(doc, t) for doc in ("README.md", "docs/results.md") for t in sorted(RESULT_ROWS)]
 NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 
 
@@ -142,3 +143,18 @@ def test_table_parser_reads_indented_tables_and_escaped_pipes():
     text = "x\n   | a | b |\n   |---|---:|\n   | 1 \\| 2 | 3 |\n\n| c |\n"
     assert markdown_tables(text) == [[["a", "b"], ["1 \\| 2", "3"]]]
     assert matches(64.69605, "64.70") and matches(9987, "9,987") and not matches(64.69605, "64.69")
+
+
+def test_the_readme_stays_a_short_manual_with_the_results_apart():
+    assert len(README.splitlines()) <= 300, "README.md over 300 lines: move detail to docs/guide.md or docs/results.md"
+    assert "docs/results.md" in README and "docs/guide.md" in README
+
+
+@pytest.mark.parametrize("document", ["README.md", "docs/guide.md", "docs/results.md"])
+def test_every_relative_link_and_image_points_at_a_file(document):
+    path = ROOT / document
+    broken = []
+    for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", path.read_text(encoding="utf-8")):
+        if not target.startswith(("http://", "https://")) and not (path.parent / target).exists():
+            broken.append(target)
+    assert not broken, f"{document}: links to missing files: {broken}"

@@ -1,17 +1,15 @@
 """The demo's Teach tab and /teach endpoint on the real server: gradio_client and headless Chromium."""
-import os
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from src.io.images import read_rgb
-from src.io.files import atomic_write_bytes
 from src.filters import get_filter
 from src.models import load_model, read_checkpoint
 from src.io.images import to_uint8
 from src.inference.predict import predict
-from tests.conftest import ROOT
+from tests.conftest import keep_screenshot, settled_screenshot
 from tests.test_demo import CHROMIUM_ARGS, CHROMIUM_NAMES, INSTALL_CHROMIUM, WAIT_S, ckpt, find_chromium, server  # noqa: F401
 
 TEACH_WAIT_S = 240  # a few dozen training steps on a shared CPU
@@ -95,12 +93,8 @@ def test_browser_teaches_a_pair_and_gets_the_curve_and_the_download(server, pair
             expect(page.locator("#teach-summary")).to_contain_text("better", timeout=WAIT_S * 1000)
             expect(page.locator("#teach-plot canvas, #teach-plot svg").first).to_be_visible(timeout=WAIT_S * 1000)
             page.locator("#teach-output img").wait_for(state="visible", timeout=WAIT_S * 1000)
-            page.wait_for_function("!document.querySelector('.pending, .generating, .translucent')", timeout=WAIT_S * 1000)
-            page.wait_for_timeout(500)
-            shot = tmp_path / "teach.png"
-            page.screenshot(path=str(shot), full_page=True, timeout=WAIT_S * 1000)
+            shot = settled_screenshot(page, tmp_path / "teach.png", WAIT_S)
         finally:
             browser.close()
     assert read_rgb(shot).shape[1] == 1400
-    if os.environ.get("TEACH_SCREENSHOT"):
-        atomic_write_bytes(ROOT / os.environ["TEACH_SCREENSHOT"], shot.read_bytes())
+    keep_screenshot(shot, "TEACH_SCREENSHOT")
