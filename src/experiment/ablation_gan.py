@@ -27,7 +27,7 @@ from src.errors import UserError
 from src.cli import run_cli
 from src.experiment.config import TrainConfig
 from src.io.plots import pyplot, save_figure
-from src.io.tables import mean_sd, write_csv
+from src.io.tables import markdown_table, mean_sd, write_csv
 
 # The generator's loss per arm: Pix2PixModule's gan_weight * GAN + lambda_l1 * L1. Nothing else may differ.
 ARMS: dict[str, dict[str, float]] = {
@@ -78,14 +78,15 @@ def run_one(arm: str, seed: int, args: argparse.Namespace, test_images: list) ->
 
 
 def markdown(rows: list[dict], args: argparse.Namespace) -> str:
-    lines = ["| arm | generator loss | seeds | test PSNR (dB) | SSIM | edge sharpness | zero PSNR (dB) |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    table = []
     for arm in ARMS:
         runs = [r for r in rows if r["arm"] == arm]
         if runs:
-            lines.append(f"| {arm} | {LABELS[arm]} | {len(runs)} | {mean_sd([r['psnr'] for r in runs], 2)} | "
-                         f"{mean_sd([r['ssim'] for r in runs], 3)} | {mean_sd([r['sharpness'] for r in runs], 3)} | "
-                         f"{runs[0]['zero_psnr']:.2f} |")
+            table.append((arm, LABELS[arm], len(runs), mean_sd([r["psnr"] for r in runs], 2),
+                          mean_sd([r["ssim"] for r in runs], 3), mean_sd([r["sharpness"] for r in runs], 3),
+                          f"{runs[0]['zero_psnr']:.2f}"))
+    lines = [markdown_table(["arm", "generator loss", "seeds", "test PSNR (dB)", "SSIM", "edge sharpness",
+                             "zero PSNR (dB)"], table, align="llrrrrr")]
     lines += ["", f"Mean ± sd over seeds; each run: Pix2Pix U-Net ngf {args.ngf}, {args.crop}² crops, batch "
               f"{args.batch_size}, {args.batches} batches (one D and one G step each), Adam 2e-4 β1 0.5, LR "
               "constant then linearly to 0, the same for every arm; best-validation generator; test split at "

@@ -18,20 +18,22 @@ import numpy as np
 from src.io.files import atomic_write_bytes
 from src.errors import UserError
 from src.cli import run_cli
-from src.io.tables import mean_sd, write_csv
+from src.io.tables import markdown_table, mean_sd, write_csv
 
 
 def markdown(rows: list[dict]) -> str:
     from src.experiment.zoo import ZOO_STEPS
 
-    lines = ["| filter | model | seeds | test PSNR (dB) | min – max (dB) | SSIM | steps |", "|---|---|---:|---:|---:|---:|---:|"]
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["filter"], r["model"]), []).append(r)
+    table = []
     for (flt, model), runs in groups.items():
         psnr = [r["psnr"] for r in runs]
-        lines.append(f"| {flt} | {model} | {len(runs)} | {mean_sd(psnr, 2)} | {min(psnr):.2f} – {max(psnr):.2f} | "
-                     f"{mean_sd([r['ssim'] for r in runs], 3)} | {runs[0]['steps']} |")
+        table.append((flt, model, len(runs), mean_sd(psnr, 2), f"{min(psnr):.2f} – {max(psnr):.2f}",
+                      mean_sd([r["ssim"] for r in runs], 3), runs[0]["steps"]))
+    lines = [markdown_table(["filter", "model", "seeds", "test PSNR (dB)", "min – max (dB)", "SSIM", "steps"], table,
+                            align="llrrrrr")]
     lines += ["", "Mean ± sd (sample) over seeds; each run is the zoo's (" + ", ".join(
         f"{m} {n}" for m, n in ZOO_STEPS.items()) + " optimiser steps, 1 thread), test split at native resolution."]
     return "\n".join(lines) + "\n"

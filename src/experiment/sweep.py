@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from src.io.files import atomic_write_bytes
 from src.io.plots import pyplot, save_figure
-from src.io.tables import read_csv, write_csv
+from src.io.tables import markdown_table, read_csv, write_csv
 from src.errors import UserError
 from src.cli import run_cli, strict_json
 
@@ -63,10 +63,9 @@ def smallest_reaching(rows: list[dict], target: float = TARGET_DB) -> dict | Non
 
 
 def markdown(kind: str, rows: list[dict], budget: str) -> str:
-    lines = ["| filter | network | params | test PSNR (dB) | SSIM | net MP/s |", "|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r['filter']} | {r['label']} | {r['params']} | {r['psnr']:.2f} | {r['ssim']:.4f} | "
-                     f"{r['net_mps']:.2f} |")
+    lines = [markdown_table(["filter", "network", "params", "test PSNR (dB)", "SSIM", "net MP/s"],
+                            [(r["filter"], r["label"], r["params"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
+                              f"{r['net_mps']:.2f}") for r in rows], align="llrrrr")]
     lines.append("")
     lines.append(f"Each run: {budget} on the embedded data (compact nets: Adam, then the L-BFGS finish), "
                  "test split at native resolution, borders included.")

@@ -21,6 +21,7 @@ import numpy as np
 
 from src.evaluation.kernels import cosine_similarity, effective_kernel, plot_kernels
 from src.io.files import atomic_write_bytes
+from src.io import tables
 from src.io.tables import read_csv, write_csv
 from src.errors import UserError
 from src.cli import run_cli, strict_json
@@ -140,14 +141,16 @@ def budget_text(steps: int | None) -> str:
 
 
 def markdown_table(rows: list[dict], budget: str) -> str:
-    lines = ["| filter | model | test PSNR (dB) | trivial PSNR | SSIM | params | net MP/s | reference MP/s | speed ratio | kernel cos RGB / gray |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
+    def cells(r: dict) -> tuple:
         cos = f"{r['kernel_cosine']:.5f} / {r['gray_kernel_cosine']:.5f}" if r.get("kernel_cosine") is not None else ""
         ssim = f"{r['ssim']:.4f}" if r.get("ssim") is not None else ""
         trivial = f"{r['trivial_psnr']:.2f}" if r.get("trivial_psnr") is not None else ""
-        lines.append(f"| {r['filter']} | {r['model']} | {r['psnr']:.2f} | {trivial} | {ssim} | {r['params']} | "
-                     f"{r['net_mps']:.2f} | {r['ref_mps']:.2f} | {r['speed_ratio']:.2f}x | {cos} |")
+        return (r["filter"], r["model"], f"{r['psnr']:.2f}", trivial, ssim, r["params"], f"{r['net_mps']:.2f}",
+                f"{r['ref_mps']:.2f}", f"{r['speed_ratio']:.2f}x", cos)
+
+    header = ["filter", "model", "test PSNR (dB)", "trivial PSNR", "SSIM", "params", "net MP/s", "reference MP/s",
+              "speed ratio", "kernel cos RGB / gray"]
+    lines = [tables.markdown_table(header, [cells(r) for r in rows], align="llrrrrrrrr")]
     lines.append("")
     lines.append(f"Each run: {budget} of CPU training on the embedded data, test split (astronaut, coffee, camera, "
                  "coins) at native resolution; trivial PSNR = returning the input unchanged (RGB filters) or all "
