@@ -125,3 +125,12 @@ def test_a_cli_starts_without_a_double_import_warning(module):
                          text=True, timeout=120)
     assert res.returncode == 0 and "usage:" in res.stdout
     assert "RuntimeWarning" not in res.stderr, res.stderr
+
+
+def test_the_data_commands_and_src_dataset_start_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, src.dataset, src.dataset.download, src.cli, src.io.tables; print('torch' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "False", res.stderr

@@ -6,7 +6,6 @@ from pathlib import Path
 
 
 from src.dataset.catalog import DATASETS, parse_data_spec
-from src.dataset.prepare import load_prepared_split
 from src.dataset.splits import SPLITS, assign_splits
 from src.io.images import NamedImage, list_images, read_rgb, to_rgb_uint8
 from src.errors import UserError
@@ -69,6 +68,8 @@ def load_split(data: str, split: str) -> list[NamedImage]:
     if data == "skimage":
         return embedded_images(split)
     if parse_data_spec(data) is not None:  # data/interim when prepared, else prepared now from data/raw
+        from src.dataset.prepare import load_prepared_split  # on use: prepare imports the filters, hence torch
+
         return load_prepared_split(data, split)
     root = Path(data)
     if not root.exists():
