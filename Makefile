@@ -16,7 +16,7 @@ help:  ## this list (the default goal: plain `make` installs nothing)
 	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z0-9-]+):[^#]*## (.*)/  \1\t\2/' | expand -t 20
 
 ifeq ($(PYTHON),$(VENV)/bin/python)
-install: $(STAMP)  ## create .venv and install the requirements into it (once per change of requirements.txt); make the folders
+install: $(STAMP)  ## create .venv, install the requirements and this package (pip install -e .) into it, once per change; make the folders
 	@$(PYTHON) setup.py >/dev/null
 
 $(VENV)/bin/python:
