@@ -189,23 +189,26 @@ def _shrink(img: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return img if size is None else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
 
 
+def write_panel(path: str | os.PathLike, img: np.ndarray, name: str) -> str:
+    """One uint8 panel, gray or RGB, as a fast PNG (``PNG_OPTIONS``), written atomically; returns its path."""
+    if img.ndim == 3:  # OpenCV writes BGR: swap in place (and back below) rather than copy 150 MB
+        cv2.cvtColor(img, cv2.COLOR_RGB2BGR, dst=img)
+    try:
+        ok, buf = cv2.imencode(".png", img, PNG_OPTIONS)
+    finally:
+        if img.ndim == 3:
+            cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)
+    if not ok:
+        raise UserError(f"could not encode the {name} panel as PNG")
+    atomic_write_bytes(path, buf.tobytes())
+    return str(path)
+
+
 def write_panels(result: Comparison, folder: str | os.PathLike) -> tuple[str, str, str]:
-    """The prediction, reference and heat map as PNG files in ``folder`` (fast ``PNG_OPTIONS``)."""
+    """The prediction, reference and heat map as PNG files in ``folder``."""
     folder = Path(folder)
-    paths = []
-    for name, img in (("prediction", result.prediction), ("reference", result.reference), ("error", result.error_map)):
-        if img.ndim == 3:  # OpenCV writes BGR: swap in place (and back below) rather than copy 150 MB
-            cv2.cvtColor(img, cv2.COLOR_RGB2BGR, dst=img)
-        try:
-            ok, buf = cv2.imencode(".png", img, PNG_OPTIONS)
-        finally:
-            if img.ndim == 3:
-                cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)
-        if not ok:
-            raise UserError(f"could not encode the {name} panel as PNG")
-        atomic_write_bytes(folder / f"{name}.png", buf.tobytes())
-        paths.append(str(folder / f"{name}.png"))
-    return paths[0], paths[1], paths[2]
+    return tuple(write_panel(folder / f"{name}.png", img, name) for name, img in (
+        ("prediction", result.prediction), ("reference", result.reference), ("error", result.error_map)))
 
 
 def heatmap(err: np.ndarray, vmax: float) -> np.ndarray:

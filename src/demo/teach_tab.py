@@ -197,26 +197,18 @@ def finish_job(session: Session, job: Job) -> tuple[Path, dict[str, Any]]:
 
 def holdout_panels(path: Path, before: str, after: str, folder: Path) -> tuple[str, str]:
     """The model's output and its |error| heat map on the held-out stripe, as PNG files in ``folder``."""
-    from src.io.files import atomic_write_bytes
     from src.experiment.teach import check_pair, holdout_prediction
     from src.models import load_model
-    from src.demo.support import PNG_OPTIONS, heatmap
+    from src.demo.support import heatmap, write_panel
     from src.io.images import to_uint8
-    import cv2
 
     b, a, channels = check_pair(before, after)
     pred, target = holdout_prediction(load_model(path), b, a, channels)
     err = np.abs(pred - target)
     err = err.max(axis=2) if err.ndim == 3 else err
     vmax = float(err.max())
-    paths = []
-    for name, img in (("holdout-output", to_uint8(pred)), ("holdout-error", heatmap(err, vmax))):
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img, PNG_OPTIONS)
-        if not ok:
-            raise UserError(f"could not encode the {name} panel as PNG")
-        atomic_write_bytes(folder / f"{name}.png", buf.tobytes())
-        paths.append(str(folder / f"{name}.png"))
-    return paths[0], paths[1]
+    return (write_panel(folder / "holdout-output.png", to_uint8(pred), "holdout-output"),
+            write_panel(folder / "holdout-error.png", heatmap(err, vmax), "holdout-error"))
 
 
 def status_line(job: Job) -> str:
