@@ -44,8 +44,8 @@ screenshot: install  ## refresh figures/gradio.png and figures/teach.png: the br
 folders:  ## data/{raw,interim,processed}, figures/, models/
 	$(PYTHON) setup.py
 
-train: install  ## default run: separable compact net, Sobel, embedded data, 150 steps (Adam + L-BFGS finish) -> models/sobel.ckpt
-	$(PYTHON) -m src.experiment.train --model compact --model-arg separable=True --filter sobel --data skimage --output models/sobel.ckpt
+train: install  ## default run: mirror-symmetric separable compact net, Sobel, embedded data, 150 steps (Adam + L-BFGS finish) -> models/sobel.ckpt
+	$(PYTHON) -m src.experiment.train --model compact --model-arg separable=True --model-arg symmetric=True --filter sobel --data skimage --output models/sobel.ckpt
 
 train-autoencoder: install  ## the seed autoencoder, same data, its default 2000 Adam steps -> models/autoencoder.ckpt
 	$(PYTHON) -m src.experiment.train --model autoencoder --filter sobel --data skimage --output models/autoencoder.ckpt

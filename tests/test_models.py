@@ -109,6 +109,47 @@ def test_separable_compact_net_correlates_with_column_times_row_kernels():
         assert torch.allclose(net(x), net.head(energy).clamp(0, 1), atol=1e-6)
 
 
+def test_symmetric_compact_net_keeps_its_factors_exactly_mirrored_while_training():
+    torch.manual_seed(0)
+    net = CompactNet(separable=True, symmetric=True, pairs=1, linear=1)
+    opt = torch.optim.Adam(net.parameters(), lr=0.1)
+    for _ in range(3):  # the stored weights drift freely; the factors the forward uses may not
+        opt.zero_grad()
+        net(torch.rand(2, 3, 12, 12)).square().mean().backward()
+        opt.step()
+    cols, rows = net.bank_factors()
+    col = cols[:, 0, :, 0].detach()
+    row = rows[:, 0, 0, :].detach()
+    assert torch.equal(row[0], -row[0].flip(0)) and float(row[0, 2]) == 0.0  # u: odd along rows (d/dx)
+    assert torch.equal(col[0], col[0].flip(0))
+    assert torch.equal(col[1], -col[1].flip(0)) and torch.equal(row[1], row[1].flip(0))  # v: d/dy
+    assert torch.equal(col[2], col[2].flip(0)) and torch.equal(row[2], row[2].flip(0))  # linear: even
+    assert not torch.equal(net.bank_rows.weight[0, 0, 0], -net.bank_rows.weight[0, 0, 0].flip(0))
+
+
+def test_symmetric_compact_net_can_hold_the_exact_sobel_kernels():
+    exact = exact_sobel_net()
+    net = CompactNet(separable=True, symmetric=True).eval()
+    kx = exact.bank.weight[0, 0].detach().double().numpy()
+    u, s, vt = np.linalg.svd(kx)
+    col, row = u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
+    with torch.no_grad():
+        net.mix.weight.copy_(exact.mix.weight)
+        for o, (c, r) in enumerate([(col, row), (row, col)]):  # ky is kx transposed
+            net.bank.weight[o, 0, :, 0] = torch.from_numpy(c).float()
+            net.bank_rows.weight[o, 0, 0, :] = torch.from_numpy(r).float()
+        net.head.weight.fill_(1.0)
+        net.head.bias.zero_()
+    x = torch.rand(1, 3, 16, 20)
+    with torch.no_grad():
+        assert torch.allclose(net(x), exact(x), atol=1e-6)
+
+
+def test_symmetric_needs_separable():
+    with pytest.raises(ValueError, match="symmetric=True needs separable=True"):
+        CompactNet(symmetric=True)
+
+
 def test_separable_checkpoint_round_trip(tmp_path):
     net = CompactNet(separable=True).eval()
     loaded = load_model(save_model(tmp_path / "s.ckpt", net, "compact", "sobel"))

@@ -19,6 +19,7 @@ NETS = {
     "compact": lambda: with_head(CompactNet(), 1.3, 0.01),
     "compact-negative-head": lambda: with_head(CompactNet(), -0.7, 0.6),
     "compact-separable": lambda: with_head(CompactNet(separable=True), 2.0, 0.0),
+    "compact-symmetric": lambda: with_head(CompactNet(separable=True, symmetric=True, pairs=2, linear=1), 0.8, -0.1),
     "compact-zero-padding": lambda: CompactNet(padding="zeros").eval(),
     "compact-rgb-hidden": lambda: CompactNet(mix=0, pairs=2, linear=1, hidden=4).eval(),
     "compact-linear-only": lambda: with_head(CompactNet(pairs=0, linear=1, kernel_size=3), -1.5, 0.5),
@@ -116,3 +117,19 @@ def test_runtime_follows_weights_changed_in_place(rng):
         net.head.weight.mul_(0.5)
     after = fused_runner(net)(rgb)
     assert np.abs(after - torch_forward(net, rgb)).max() <= 1e-5 and np.abs(after - before).max() > 1e-3
+
+
+def test_symmetric_net_hands_opencv_exactly_mirrored_factors():
+    """OpenCV's separable filters take their faster symmetric path only when kernel[i] == +-kernel[-1-i]
+    exactly; the runtime must pass the factors on without breaking that in the float32 cast."""
+    for net in (CompactNet(separable=True, symmetric=True, pairs=2, linear=1).eval(), load_model("models/sobel.ckpt")):
+        plan = compact_plan(net)
+        parities = []
+        for response in plan.kernels:
+            for kind, row, col in response:
+                assert kind == "sep" and row.dtype == col.dtype == np.float32
+                for v in (row, col):
+                    even, odd = np.array_equal(v, v[::-1]), np.array_equal(v, -v[::-1])
+                    assert even or odd, v
+                    parities.append("even" if even else "odd")
+        assert "odd" in parities and "even" in parities

@@ -16,3 +16,23 @@ def test_unknown_filters_and_models_are_refused_before_training():
         main(["--filters", "nope"])
     with pytest.raises(UserError, match="unknown zoo model 'gan'"):
         main(["--models", "gan"])
+
+
+def test_rows_are_tabled_in_the_zoo_order_whatever_order_they_ran_in():
+    rows = [{"filter": f, "model": "can", "seed": 0, "psnr": 20.0, "ssim": 0.5, "steps": 600}
+            for f in ("edge-preserving", "sobel", "random(seed=0,size=3)")]
+    md = markdown(rows)
+    assert md.index("random(seed=0,size=3)") < md.index("| sobel") < md.index("edge-preserving")
+
+
+def test_resume_keeps_the_recorded_runs_and_trains_only_the_missing_ones(tmp_path):
+    from src.io.tables import read_csv, write_csv
+
+    done = [{"filter": "sobel", "model": "can", "seed": s, "psnr": 12.0 + s, "ssim": 0.3, "steps": 600, "train_s": 50.0}
+            for s in (0, 1)]
+    write_csv(tmp_path / "spread.csv", done)
+    # every requested run is recorded: nothing trains, and the table is written from the recorded runs
+    assert main(["--resume", "--filters", "sobel", "--models", "can", "--seeds", "0", "1",
+                 "--figures", str(tmp_path)]) == 0
+    assert read_csv(tmp_path / "spread.csv") == done
+    assert "| sobel | can | 2 | 12.50 ± 0.71 |" in (tmp_path / "spread.md").read_text()

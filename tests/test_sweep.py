@@ -71,3 +71,31 @@ def test_runs_are_picked_by_label_and_unknown_labels_are_refused(tmp_path):
     assert "compact k5, separable" in [label for *_, label in size_runs()]
     with pytest.raises(UserError, match="no size run is labelled 'compact k9'"):
         main(["size", "--only", "compact k9", "--figures", str(tmp_path)])
+
+
+def test_depth_at_equal_steps_covers_two_non_local_filters_at_five_depths_without_early_stop():
+    from src.experiment.sweep import DEPTH_STEPS, DEPTH_STEPS_TRAIN, runs_for
+
+    runs = runs_for("depth-steps")
+    assert len(runs) == 10 and {f for f, *_ in runs} == {"edge-preserving", "detail-enhance"}
+    assert DEPTH_STEPS >= 3 * 600 and DEPTH_STEPS_TRAIN["patience"] >= DEPTH_STEPS  # every run takes every step
+
+
+def test_depth_steps_table_gives_mean_sd_over_seeds_and_the_second_half_gain(tmp_path):
+    seeded = [{"filter": "edge-preserving", "model": "can", "label": "depth 5 (RF 17)", "params": 2075, "psnr": p,
+               "ssim": 0.9, "net_mps": 1.5, "receptive_field": 17, "seed": s, "steps": 2000, "val_gain_2nd_half": g}
+              for s, (p, g) in enumerate(((32.0, 0.1), (34.0, 0.3)))]
+    write_outputs("depth-steps", seeded, "2000 optimiser steps", tmp_path)
+    md = (tmp_path / "sweep-depth-steps.md").read_text()
+    assert "| edge-preserving | depth 5 (RF 17) | 2075 | 2 | 33.00 ± 1.41 | 0.900 ± 0.000 | 2000 | 0.20 ± 0.14 |" in md
+    assert (tmp_path / "sweep-depth-steps.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_one_real_depth_steps_run_per_seed_records_the_plateau_check(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["depth-steps", "--limit", "1", "--steps", "40", "--seeds", "0", "1", "--repeats", "1",
+                 "--figures", str(tmp_path / "fig")]) == 0
+    back = read_csv(tmp_path / "fig" / "sweep-depth-steps.csv")
+    assert [r["seed"] for r in back] == [0, 1] and all(r["steps"] == 40 for r in back)
+    assert all(r["val_gain_2nd_half"] >= 0 for r in back) and back[0]["psnr"] != back[1]["psnr"]
+    assert (tmp_path / "models" / "zoo" / "can-width8-depth3-seed1-edge-preserving.ckpt").exists()

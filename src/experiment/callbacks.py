@@ -7,6 +7,7 @@
 - :class:`GracefulInterrupt`: Ctrl-C finishes the current step, writes a resumable checkpoint and stops;
 - :class:`RunConfig`: stores the run's settings in every checkpoint, so ``--resume`` can refuse a
   checkpoint from another run;
+- :class:`ValCurve`: records the validation PSNR after every validation (a study's plateau check);
 - :class:`AtomicCheckpointIO`: Lightning checkpoints written to a temp file and renamed, so a kill at
   any moment leaves the previous checkpoint whole.
 """
@@ -71,6 +72,23 @@ class StagePlateau(pl.Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.wait, self.stopped_at = state["best"], state["wait"], state.get("stopped_at")
+
+
+class ValCurve(pl.Callback):
+    """``points``: ``(global step, val_psnr)`` after every validation, sanity check excluded."""
+
+    def __init__(self, monitor: str = "val_psnr"):
+        self.monitor, self.points = monitor, []
+
+    def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if not trainer.sanity_checking and value is not None:
+            self.points.append((int(trainer.global_step), float(value)))
+
+    def value_at(self, step: int) -> float | None:
+        """The last recorded value at or before ``step`` (None before the first validation)."""
+        before = [v for s, v in self.points if s <= step]
+        return before[-1] if before else None
 
 
 class FiniteGuard(pl.Callback):

@@ -48,6 +48,7 @@ def quantization_table(checkpoints: Sequence[str], crops: int = 32, images: list
     rows = []
     for path, net in zip(checkpoints, nets):
         flt, convs = checkpoint_filter(net), len(conv_layers(net))
+        mirrored = sum(type(m).__name__ == "MirrorConv2d" for m in net.modules())
         half, bf16, dyn, static = cast_state(net, torch.float16), cast_state(net, torch.bfloat16), dynamic_int8(net), static_int8(net, calibration)
         variants = [("fp32", net, net.state_dict(), 0), ("fp16 weights", with_state(net, half), half, convs),
                     ("bf16 weights", with_state(net, bf16), bf16, convs),
@@ -61,7 +62,7 @@ def quantization_table(checkpoints: Sequence[str], crops: int = 32, images: list
             rows.append({"checkpoint": str(path), "model": f"{net.meta['model']} / {flt.key}", "format": fmt,
                          "layers_quantised": layers, "conv_layers": convs, "file_bytes": serialized_size(state),
                          "tensor_bytes": tensor_bytes(state), "psnr": mean["psnr"], "delta_psnr": mean["psnr"] - base,
-                         "ssim": mean["ssim"], "zero_psnr": mean["zero_psnr"]})
+                         "ssim": mean["ssim"], "zero_psnr": mean["zero_psnr"], "mirror_layers": mirrored})
     return rows
 
 
@@ -89,6 +90,11 @@ def format_markdown(rows: list[dict], crops: int) -> str:
         "- PSNR / SSIM: embedded test split at native resolution, every format through torch (not the OpenCV runtime); "
         f"ΔPSNR against fp32 of the same checkpoint. Predicting all zeros scores: {zeros}.",
     ]
+    mirrored = dict.fromkeys(f"{r['model']} ({r['mirror_layers']})" for r in rows if r.get("mirror_layers"))
+    if mirrored:
+        lines.append("- Mirror-tied layers (`MirrorConv2d`, the symmetric compact net's bank factors) are not counted in "
+                     "the layers column; the fp16/bf16 rows round their weights like every tensor, the int8 rows leave "
+                     f"them float32 (eager quantisation has no such layer). Checkpoints with them: {', '.join(mirrored)}.")
     return "\n".join(lines)
 
 

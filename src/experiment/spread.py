@@ -1,15 +1,17 @@
 """Seeds and spreads: zoo runs repeated over seeds, mean ± sd, so one lucky or unlucky run is not the answer.
 
-    python -m src.experiment.spread [--models can] [--filters sobel edge-preserving] [--seeds 0 1 2]
+    python -m src.experiment.spread [--models can] [--filters sobel edge-preserving] [--seeds 0 1 2] [--resume]
 
 Each run is exactly the zoo's (``src.experiment.zoo.run_one``: the model's step budget ``ZOO_STEPS``,
 the zoo's network options) with ``--seed`` changed; the seed moves the initial weights, the crops and
 their order. Writes ``figures/spread.csv`` (one row per run) and ``figures/spread.md`` (mean ± sd, min
-and max per filter and model) after every run.
+and max per filter and model, in the zoo's table order) after every run. ``--resume`` keeps the runs
+already in ``spread.csv`` and does only the missing (filter, model, seed) runs.
 """
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -18,14 +20,16 @@ import numpy as np
 from src.io.files import atomic_write_bytes
 from src.errors import UserError
 from src.cli import run_cli
-from src.io.tables import markdown_table, mean_sd, write_csv
+from src.io.tables import markdown_table, mean_sd, read_csv, write_csv
 
 
 def markdown(rows: list[dict]) -> str:
     from src.experiment.zoo import ZOO_STEPS
 
+    from src.experiment.zoo import table_order
+
     groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows:
+    for r in table_order(rows):
         groups.setdefault((r["filter"], r["model"]), []).append(r)
     table = []
     for (flt, model), runs in groups.items():
@@ -41,6 +45,7 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from src.experiment.zoo import ZOO_FILTERS, ZOO_MODELS, run_one
+    from src.filters import get_filter
 
     ap = argparse.ArgumentParser(prog="python -m src.experiment.spread", description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["can"], help=f"subset of {ZOO_MODELS}")
@@ -48,6 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--steps", type=int, default=None, help="optimiser steps per run (default: the zoo's ZOO_STEPS)")
     ap.add_argument("--figures", default="figures")
+    ap.add_argument("--resume", action="store_true", help="keep the runs in FIGURES/spread.csv, do the missing ones")
     args = ap.parse_args(argv)
     zoo = dict(ZOO_FILTERS)
     for name in args.filters:
@@ -58,16 +64,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UserError(f"unknown zoo model {model!r}; expected some of {ZOO_MODELS}")
     out = Path(args.figures)
     rows: list[dict] = []
+    if args.resume and (out / "spread.csv").exists():
+        rows = [dict(r, seed=int(r["seed"]), steps=int(r["steps"])) for r in read_csv(out / "spread.csv")]
+    done = {(r["filter"], r["model"], r["seed"]) for r in rows}
     for name in args.filters:
         for model in args.models:
             for seed in args.seeds:
-                row = run_one(name, zoo[name], model, args.steps, out, repeats=1, tag=f"-seed{seed}", threads=1,
-                              seed=seed)
+                if (get_filter(name, **zoo[name]).key, model, seed) in done:
+                    continue
+                with tempfile.TemporaryDirectory() as plots:  # its kernel plot must not replace the zoo's
+                    row = run_one(name, zoo[name], model, args.steps, Path(plots), repeats=1, tag=f"-seed{seed}",
+                                  threads=1, seed=seed)
                 rows.append({"filter": row["filter"], "model": model, "seed": seed, "psnr": row["psnr"],
                              "ssim": row["ssim"], "steps": row["steps"], "train_s": row["train_s"]})
                 print(f"{row['filter']} {model} seed {seed}: {row['psnr']:.2f} dB", flush=True)
                 write_csv(out / "spread.csv", rows)
                 atomic_write_bytes(out / "spread.md", markdown(rows).encode())
+    write_csv(out / "spread.csv", rows)
+    atomic_write_bytes(out / "spread.md", markdown(rows).encode())
     print(markdown(rows))
     if not all(np.isfinite(r["psnr"]) for r in rows):
         raise UserError("a run's test PSNR is not a number (a diverged run); see figures/spread.csv")

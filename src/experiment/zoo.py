@@ -61,11 +61,13 @@ def megapixels_per_second(fn, img: np.ndarray, repeats: int) -> float:
 
 def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Path, repeats: int,
             net_args: dict[str, Any] | None = None, tag: str = "", accelerator: str = "cpu",
-            threads: int | None = None, seed: int = 0) -> dict[str, Any]:
+            threads: int | None = None, seed: int = 0, callbacks: Sequence[Any] = (),
+            train_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one network on one filter for ``steps`` optimiser steps (None: ``ZOO_STEPS``) and measure it.
 
     ``net_args`` override the zoo's per-filter network options (the sweeps use it); ``tag`` names the
-    checkpoint ``models/zoo/<model><tag>-<filter>.ckpt``; ``seed`` is the training seed. ``accelerator`` is where training runs; the
+    checkpoint ``models/zoo/<model><tag>-<filter>.ckpt``; ``seed`` is the training seed; ``callbacks`` go to
+    :func:`~src.experiment.train.train`; ``train_args`` override :class:`TrainConfig` fields (``patience``...). ``accelerator`` is where training runs; the
     MP/s columns are always CPU inference.
     """
     from src.experiment.config import TrainConfig
@@ -80,7 +82,7 @@ def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Pat
     result = train(TrainConfig(
         model=model, model_kwargs=model_args(model, flt) | (net_args or {}), filter=name, filter_params=dict(params),
         data="skimage", max_steps=steps, seed=seed, quiet=True, logger="none", accelerator=accelerator, threads=threads,
-        output=str(Path("models/zoo") / f"{model}{tag}-{flt.key}.ckpt"), **TRAIN_ARGS.get(model, {})))
+        output=str(Path("models/zoo") / f"{model}{tag}-{flt.key}.ckpt"), **(TRAIN_ARGS.get(model, {}) | (train_args or {}))), callbacks)
     net = load_model(result["checkpoint"])
     row_extra = {"steps": result["steps"], "finish_start": result.get("finish_start")}
     img = photo(1.0)

@@ -78,8 +78,10 @@ def compact_plan(net: nn.Module, separable: bool | None = None) -> CompactPlan |
         fold = (1.0 if (w >= 0 or not net.pairs) else -1.0, b)
     bank = bank * scale[:, None, None, None]
     if net.bank_rows is not None:  # separable by construction: its own factors, exactly
-        cols = net.bank.weight.detach().cpu().double().numpy()[:, :, :, 0]  # (responses, channels, k)
-        rows = net.bank_rows.weight.detach().cpu().double().numpy()[:, 0, 0, :] * scale[:, None]
+        with torch.no_grad():
+            cols_t, rows_t = net.bank_factors()  # a symmetric net's stay exactly mirrored: OpenCV's fast path
+        cols = cols_t.detach().cpu().double().numpy()[:, :, :, 0]  # (responses, channels, k)
+        rows = rows_t.detach().cpu().double().numpy()[:, 0, 0, :] * scale[:, None]
         split = [[(rows[o].astype(np.float32), cols[o, c].astype(np.float32)) for c in range(cols.shape[1])]
                  for o in range(cols.shape[0])]
     else:
@@ -103,7 +105,9 @@ def _plain(net: nn.Module) -> bool:
     """Only stock layers (a quantized or wrapped copy must run through torch)."""
     head = list(net.head) if isinstance(net.head, nn.Sequential) else [net.head]
     parts = [net.mix, net.bank] + ([net.bank_rows] if net.bank_rows is not None else []) + head
-    return all(type(m) in (nn.Conv2d, nn.Identity, nn.ReLU) for m in parts)
+    from src.models.networks import MirrorConv2d
+
+    return all(type(m) in (nn.Conv2d, MirrorConv2d, nn.Identity, nn.ReLU) for m in parts)
 
 
 def _split(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -47,6 +47,35 @@ class SeedAutoencoder(nn.Module):
         return F.relu(self.batch_norm4(self.trans_conv2(x)))
 
 
+class MirrorConv2d(nn.Conv2d):
+    """A bias-free ``Conv2d`` whose kernels are mirror-symmetric along one axis, exactly, by construction.
+
+    ``parity`` holds one value per output channel: ``+1`` even (``w == flip(w)``), ``-1`` odd
+    (``w == -flip(w)``, an exact 0 in the middle), ``0`` free. The stored ``weight`` is free; every
+    forward uses :meth:`projected`, ``(w + parity * flip(w)) / 2``, which is exact in float32 (mirrored
+    entries come out equal, or exactly opposite), so OpenCV's separable filters recognise the
+    symmetry of the exported factors and run their faster symmetric kernels.
+
+    >>> conv = MirrorConv2d(2, 2, (1, 5), groups=2, axis=3, parity=[-1, 1])
+    >>> w = conv.projected()
+    >>> bool((w[0] == -w[0].flip(2)).all()), float(w[0, 0, 0, 2]), bool((w[1] == w[1].flip(2)).all())
+    (True, 0.0, True)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, groups: int = 1, axis: int = 3,
+                 parity: list[float] | None = None):
+        super().__init__(in_channels, out_channels, kernel_size, groups=groups, bias=False)
+        self.axis = axis
+        parity = [0.0] * out_channels if parity is None else [float(p) for p in parity]
+        self.register_buffer("parity", torch.tensor(parity).view(-1, 1, 1, 1), persistent=False)
+
+    def projected(self) -> torch.Tensor:
+        return (self.weight + self.parity * self.weight.flip(self.axis)) / 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.projected(), None)
+
+
 class CompactNet(nn.Module):
     """A learned filter bank with an energy non-linearity, built for gradient-magnitude filters.
 
@@ -61,7 +90,12 @@ class CompactNet(nn.Module):
     see the RGB channels directly (152 parameters, three times the convolution work at inference).
     ``separable=True`` makes every bank kernel a column times a row (k + k weights instead of k * k: 25
     parameters by default); blurred Sobel kernels are separable, so the exact solution stays reachable.
-    :meth:`bank_kernels` gives the effective ``k x k`` kernels either way.
+    ``symmetric=True`` (separable only) ties each factor to a mirror symmetry, the structure of every
+    blurred-derivative pair (:class:`MirrorConv2d`): in a pair, the first response's row factor is odd
+    and its column even (an x derivative), the second's the reverse (a y derivative); a linear response
+    is even both ways. 15 parameters by default; Sobel, Scharr and their blurred forms stay reachable, and
+    OpenCV runs the exactly symmetric factors with fewer multiplications (``make bench``).
+    :meth:`bank_kernels` gives the effective ``k x k`` kernels either way, :meth:`bank_factors` the factors.
     """
 
     min_size = 1
@@ -78,24 +112,33 @@ class CompactNet(nn.Module):
         eps: float = 1e-12,
         padding: str = "reflect",
         separable: bool = False,
+        symmetric: bool = False,
     ):
         super().__init__()
         if kernel_size % 2 == 0 or kernel_size < 1:
             raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
         if pairs + linear < 1:
             raise ValueError("need at least one pair or one linear response")
+        if symmetric and not separable:
+            raise ValueError("symmetric=True needs separable=True (the symmetry is one of the column and row factors)")
         if padding not in ("reflect", "zeros"):
             raise ValueError(f"padding must be 'reflect' (reflect-101, the target's rule) or 'zeros', got {padding!r}")
         self.config = dict(in_channels=in_channels, out_channels=out_channels, mix=mix, kernel_size=kernel_size,
                            pairs=pairs, linear=linear, hidden=hidden, eps=eps, padding=padding,
-                           separable=separable)
+                           separable=separable, symmetric=symmetric)
         self.padding = padding
         self.out_channels, self.pairs, self.linear, self.eps = out_channels, pairs, linear, eps
         self.receptive_radius = kernel_size // 2
         # mix=0: no colour mixing, the filter bank sees the RGB channels directly.
         self.mix = nn.Conv2d(in_channels, mix, 1, bias=False) if mix else nn.Identity()
         responses = 2 * pairs + linear
-        if separable:  # columns (k x 1, per input channel), then rows (1 x k, one per response)
+        if separable and symmetric:  # a pair's u: even columns, odd rows (d/dx); v: the reverse; linear: even
+            even, odd = [1.0] * pairs, [-1.0] * pairs
+            self.bank = MirrorConv2d(mix or in_channels, responses, (kernel_size, 1), axis=2,
+                                     parity=even + odd + [1.0] * linear)
+            self.bank_rows = MirrorConv2d(responses, responses, (1, kernel_size), groups=responses, axis=3,
+                                          parity=odd + even + [1.0] * linear)
+        elif separable:  # columns (k x 1, per input channel), then rows (1 x k, one per response)
             self.bank = nn.Conv2d(mix or in_channels, responses, (kernel_size, 1), bias=False)
             self.bank_rows = nn.Conv2d(responses, responses, (1, kernel_size), groups=responses, bias=False)
         else:
@@ -134,10 +177,16 @@ class CompactNet(nn.Module):
 
     def bank_kernels(self) -> torch.Tensor:
         """The bank's effective correlation kernels, ``(2 * pairs + linear, mix or in_channels, k, k)``."""
-        w = self.bank.weight
         if self.bank_rows is None:
-            return w
-        return w * self.bank_rows.weight  # (O, C, k, 1) * (O, 1, 1, k): column times row
+            return self.bank.weight
+        cols, rows = self.bank_factors()
+        return cols * rows  # (O, C, k, 1) * (O, 1, 1, k): column times row
+
+    def bank_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A separable bank's factors as the forward applies them: ``(columns (O, C, k, 1), rows (O, 1, 1, k))``."""
+        if self.bank_rows is None:
+            raise ValueError("bank_factors() needs a separable net")
+        return tuple(m.projected() if isinstance(m, MirrorConv2d) else m.weight for m in (self.bank, self.bank_rows))
 
 
 def exact_sobel_net(filter_params: dict | None = None) -> CompactNet:
@@ -178,7 +227,8 @@ _CHANNELS = (int, 3, 3)
 LIMITS: dict[str, dict[str, tuple]] = {
     "compact": {"in_channels": _CHANNELS, "mix": (int, 0, 16), "kernel_size": (int, 1, 31), "pairs": (int, 0, 32),
                 "linear": (int, 0, 32), "hidden": (int, 0, 256), "eps": (float, 0.0, 1.0),
-                "padding": (str, ("reflect", "zeros")), "separable": (bool, (True, False))},
+                "padding": (str, ("reflect", "zeros")), "separable": (bool, (True, False)),
+                "symmetric": (bool, (True, False))},
     "autoencoder": {"in_channels": _CHANNELS},
     "can": {"in_channels": _CHANNELS, "width": (int, 1, 256), "depth": (int, 3, 16), "norm": (bool, (True, False)),
             "residual": (bool, (True, False, None))},
