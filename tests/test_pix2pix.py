@@ -217,3 +217,35 @@ def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
     assert after["test_psnr"] > metrics["test_zero_psnr"], (after, metrics)  # it learned: beats predicting zeros
     compact = report["compact_inference"]
     assert 0 < compact["predict_gpix_per_s"] and 0 < compact["network_gpix_per_s"] < 10
+
+
+@pytest.mark.slow
+def test_notebook_cpu_profile_loads_the_shipped_run_instead_of_training(tmp_path, monkeypatch):
+    """PROFILE=cpu (the committed notebook's profile) finds models/pix2pix.ckpt to be this profile's finished
+    run, loads it without training, and reproduces its committed test table."""
+    import shutil
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from src.io.tables import read_csv
+
+    from .conftest import ROOT
+
+    models, figures = tmp_path / "models", tmp_path / "figures"
+    models.mkdir()
+    shutil.copyfile(ROOT / "models" / "pix2pix.ckpt", models / "pix2pix.ckpt")
+    before = (models / "pix2pix.ckpt").read_bytes()
+    monkeypatch.delenv("SMOKE", raising=False)
+    monkeypatch.setenv("PROFILE", "cpu")
+    monkeypatch.setenv("PIX2PIX_MODELS", str(models))
+    monkeypatch.setenv("PIX2PIX_FIGURES", str(figures))
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
+    nb = nbformat.read(ROOT / "main.ipynb", as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "LOADED, not retrained" in text
+    assert (models / "pix2pix.ckpt").read_bytes() == before and not (models / "runs").exists()  # nothing trained
+    ours, shipped = read_csv(figures / "pix2pix-test.csv"), read_csv(ROOT / "figures" / "pix2pix-test.csv")
+    assert [r["image"] for r in ours] == [r["image"] for r in shipped]
+    assert [r["psnr"] for r in ours] == pytest.approx([r["psnr"] for r in shipped], abs=1e-6)
