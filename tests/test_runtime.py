@@ -96,11 +96,11 @@ def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     md = (tmp_path / "b.md").read_text()
     assert "Memory-bandwidth bound" in md and "fraction of the bound" in md
-    for name in ("OpenCV Sobel pipeline", "predict: fused row bands", "2-thread pool", "same OpenCV steps", "torch eager",
+    for name in ("OpenCV Sobel pipeline", "predict: fused row bands", "in turn", "2-thread pool", "same OpenCV steps", "torch eager",
                  "sepFilter2D"):
         assert name in md
     rows = (tmp_path / "b.csv").read_text().splitlines()
-    assert len(rows) == 1 + 7 and "bound_fraction" in rows[0]
+    assert len(rows) == 1 + 8 and "bound_fraction" in rows[0]
 
 
 def test_cuda_runner_is_for_cuda_networks_only():
@@ -133,3 +133,24 @@ def test_symmetric_net_hands_opencv_exactly_mirrored_factors():
                     assert even or odd, v
                     parities.append("even" if even else "odd")
         assert "odd" in parities and "even" in parities
+
+
+def test_large_images_share_their_bands_out_to_a_pool_with_the_same_result(rng, monkeypatch):
+    import src.inference.runtime as runtime
+
+    net = load_model("models/sobel.ckpt")
+    rgb = rng.integers(0, 256, (301, 203, 3), dtype=np.uint8)
+    in_turn = fused_runner(net, threads=1, band_pixels=2000)(rgb)
+    monkeypatch.setattr(runtime, "POOL_PIXELS", 1000)  # "large" from 1000 pixels: this image takes the pool
+    seen = []
+    monkeypatch.setattr(runtime, "_pool", lambda n: seen.append(n) or runtime.ThreadPoolExecutor(n))
+    pooled = fused_runner(net, band_pixels=2000)(rgb)
+    assert seen == [min(2, runtime_cores())] or (seen == [] and runtime_cores() == 1)
+    assert np.array_equal(pooled, in_turn)
+    assert np.abs(pooled - torch_forward(net, rgb)).max() <= 1e-5
+
+
+def runtime_cores():
+    from src.threads import available_cores
+
+    return available_cores()

@@ -59,9 +59,15 @@ def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callabl
     from src.inference.runtime import compiled_fused_torch, fused_runner, fused_weights
 
     mpx = img.shape[0] * img.shape[1] / 1e6
-    rows = [("predict: fused row bands (default)", lambda: predict(net, img), "bands in turn, OpenCV's threads within")]
+    from src.inference.runtime import POOL_PIXELS
+
+    pooled = img.shape[0] * img.shape[1] >= POOL_PIXELS
+    rows = [("predict: fused row bands (default)", lambda: predict(net, img),
+             "bands on a thread pool (large image)" if pooled else "bands in turn, OpenCV's threads within")]
     if mpx > 8:
         rows.append(("predict: fused row bands, tiles of 1024", lambda: predict(net, img, tile=1024), ""))
+    in_turn = fused_runner(net, threads=1)
+    rows.append(("fused row bands in turn", lambda: in_turn(img)[0], "OpenCV's threads within each step"))
     pool = fused_runner(net, threads=2)
     rows.append(("fused row bands on a 2-thread pool", lambda: pool(img)[0], "bands shared out by Python threads"))
     whole = fused_runner(net, band_pixels=0)
