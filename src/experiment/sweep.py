@@ -40,6 +40,7 @@ SIZE_RUNS: list[tuple[str, dict[str, Any], str]] = [
     ("compact", {"kernel_size": 3}, "compact k3"),
     ("compact", {"kernel_size": 5}, "compact k5 (default)"),
     ("compact", {"separable": True}, "compact k5, separable"),
+    ("compact", {"separable": True, "symmetric": True}, "compact k5, separable, symmetric"),
     ("compact", {"kernel_size": 7}, "compact k7"),
     ("compact", {"mix": 0}, "compact k5, RGB bank"),
     ("compact", {"hidden": 8}, "compact k5, hidden 8"),
