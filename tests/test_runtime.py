@@ -154,3 +154,18 @@ def runtime_cores():
     from src.threads import available_cores
 
     return available_cores()
+
+
+def test_fused_runtime_vouches_for_a_finite_output_only_when_its_weights_bound_it(rng):
+    """predict skips its NaN scan for the fused runtime only when uint8 pixels through these weights cannot
+    overflow; unbounded weights (here a NaN) still get the scan and its one-line refusal."""
+    from src.errors import UserError
+    from src.inference.predict import predict
+
+    assert fused_runner(load_model("models/sobel.ckpt")).finite
+    net = with_head(CompactNet(separable=True, symmetric=True), 1.0, 0.0)
+    with torch.no_grad():
+        net.bank.weight[0, 0, 0, 0] = float("nan")
+    assert not fused_runner(net).finite
+    with pytest.raises(UserError, match="NaN or infinite"):
+        predict(net, rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))

@@ -98,7 +98,8 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
                 if out is None:
                     out = np.empty((res.shape[0], H, W), dtype=np.float32)
                 out[:, y0:y1, x0:x1] = res[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
-    check_finite_output(out)
+    if not getattr(run, "finite", False):  # the fused CPU runtime's output is finite by its weights' bound
+        check_finite_output(out)
     if not getattr(run, "clamped", False):  # the fused runtimes clamp as they write
         out = np.clip(out, 0.0, 1.0, out=out)
     return out[0] if out.shape[0] == 1 else np.ascontiguousarray(out.transpose(1, 2, 0))

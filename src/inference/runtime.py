@@ -248,7 +248,32 @@ def fused_runner(net: nn.Module, threads: int | None = None, band_pixels: int = 
         return out
 
     run.clamped = True  # in [0, 1] already: predict skips its own clamp
+    # uint8 in and finite weights bounded as below: every value is finite, so predict skips its NaN scan
+    run.finite = output_bound(plan) < FINITE_BOUND
     return run
+
+
+# Largest bound on any intermediate value for which float32 stays finite through the magnitude's squares.
+FINITE_BOUND = 1e18
+
+
+def output_bound(plan: CompactPlan) -> float:
+    """An upper bound on |any value| the plan computes from uint8 pixels (inf if a weight is not finite).
+
+    >>> from src.models import exact_sobel_net
+    >>> 0 < output_bound(compact_plan(exact_sobel_net())) < 100
+    True
+    """
+    l1 = lambda a: float(np.abs(np.asarray(a, np.float64)).sum())  # noqa: E731
+    chan = 255.0 * (max(l1(row) for row in plan.mix) if plan.mix is not None else 1.0)
+    resp = chan * max(sum(l1(k[1]) * (l1(k[2]) if k[0] == "sep" else 1.0) for k in row) for row in plan.kernels)
+    z = resp * (2 ** 0.5 if plan.pairs else 1.0)
+    if plan.fold is not None:
+        z += abs(plan.fold[1])
+    else:
+        for wt, b in plan.head:
+            z = max(l1(w_row) for w_row in wt) * z + float(np.abs(b).max())
+    return z if np.isfinite(z) else float("inf")
 
 
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
