@@ -33,7 +33,8 @@ def _tile_runner(net: nn.Module, backend: str):
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     # a converted int8 module may hold no parameters at all, only buffers (or nothing: then the CPU)
-    device = next(itertools.chain(net.parameters(), net.buffers()), torch.empty(0)).device
+    first = next(itertools.chain(net.parameters(), net.buffers()), None)
+    device = first.device if first is not None else torch.device("cpu")
     # The compact net's fused runtimes: OpenCV row bands on the CPU, one compiled kernel on CUDA (auto only).
     from src.inference.runtime import cuda_runner, fused_runner
 

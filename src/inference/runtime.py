@@ -55,6 +55,7 @@ class CompactPlan:
     border: int
     radius: int
     out_channels: int
+    bound: float = float("inf")  # :func:`output_bound`, set by :func:`compact_plan`
 
 
 def compact_plan(net: nn.Module, separable: bool | None = None) -> CompactPlan | None:
@@ -97,11 +98,13 @@ def compact_plan(net: nn.Module, separable: bool | None = None) -> CompactPlan |
         return ("sep", *factors) if sep else ("full", kernel.astype(np.float32))
 
     kernels = [[form(k, f) for k, f in zip(rk, rf)] for rk, rf in zip(bank, split)]
-    return CompactPlan(
+    plan = CompactPlan(
         mix=None if mix is None else mix.astype(np.float32), kernels=kernels, pairs=net.pairs, linear=net.linear,
         head=[(w.astype(np.float32), b.astype(np.float32)) for w, b in head], fold=fold,
         border=cv2.BORDER_REFLECT_101 if net.padding == "reflect" else cv2.BORDER_CONSTANT,
         radius=net.receptive_radius, out_channels=net.out_channels)
+    plan.bound = output_bound(plan)
+    return plan
 
 
 def _plain(net: nn.Module) -> bool:
@@ -216,10 +219,6 @@ def fused_runner(net: nn.Module, threads: int | None = None, band_pixels: int = 
     plan = _cached_plan(net, separable)
     if plan is None:
         return None
-    if threads is None:
-        from src.threads import available_cores
-
-        pool = min(2, available_cores())
     n_threads = max(1, threads or 1)
     nonnegative = plan.fold is not None and plan.pairs > 0 and plan.fold[0] > 0 and plan.fold[1] >= 0
 
@@ -239,7 +238,7 @@ def fused_runner(net: nn.Module, threads: int | None = None, band_pixels: int = 
                     np.clip(plane[y0 - ya : y1 - ya], 0.0, 1.0, out=out[c, y0:y1])
 
         starts = range(0, H, rows)
-        workers = n_threads if threads is not None else (pool if H * W >= POOL_PIXELS else 1)
+        workers = n_threads if threads is not None else (_auto_pool() if H * W >= POOL_PIXELS else 1)
         if workers > 1 and len(starts) > 1:
             list(_pool(workers).map(band, starts))  # list(): re-raises a band's exception here
         else:
@@ -249,8 +248,16 @@ def fused_runner(net: nn.Module, threads: int | None = None, band_pixels: int = 
 
     run.clamped = True  # in [0, 1] already: predict skips its own clamp
     # uint8 in and finite weights bounded as below: every value is finite, so predict skips its NaN scan
-    run.finite = output_bound(plan) < FINITE_BOUND
+    run.finite = plan.bound < FINITE_BOUND
     return run
+
+
+@functools.lru_cache(maxsize=None)
+def _auto_pool() -> int:
+    """Pool size for large images: one thread per usable core, at most 2 (read once: predict runs per image)."""
+    from src.threads import available_cores
+
+    return min(2, available_cores())
 
 
 # Largest bound on any intermediate value for which float32 stays finite through the magnitude's squares.
