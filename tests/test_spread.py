@@ -8,7 +8,9 @@ from src.experiment.spread import main, markdown
 def test_the_table_gives_mean_sd_min_and_max_over_seeds():
     rows = [{"filter": "sobel", "model": "can", "seed": s, "psnr": p, "ssim": 0.9, "steps": 600}
             for s, p in enumerate((29.0, 30.0, 31.0))]
-    assert "| sobel | can | 3 | 30.00 ± 1.00 | 29.00 – 31.00 | 0.900 ± 0.000 | 600 |" in markdown(rows)
+    assert "| sobel | can | 3 | 30.00 ± 1.00 | 29.00 – 31.00 | 0.900 ± 0.000 | 600 |  |" in markdown(rows)
+    rows[0]["trivial_psnr"] = 10.89
+    assert "| 600 | 10.89 |" in markdown(rows)
 
 
 def test_unknown_filters_and_models_are_refused_before_training():
@@ -34,5 +36,8 @@ def test_resume_keeps_the_recorded_runs_and_trains_only_the_missing_ones(tmp_pat
     # every requested run is recorded: nothing trains, and the table is written from the recorded runs
     assert main(["--resume", "--filters", "sobel", "--models", "can", "--seeds", "0", "1",
                  "--figures", str(tmp_path)]) == 0
-    assert read_csv(tmp_path / "spread.csv") == done
-    assert "| sobel | can | 2 | 12.50 ± 0.71 |" in (tmp_path / "spread.md").read_text()
+    back = read_csv(tmp_path / "spread.csv")
+    assert [{k: v for k, v in r.items() if k != "trivial_psnr"} for r in back] == done
+    assert back[0]["trivial_psnr"] == pytest.approx(10.885, abs=0.01)  # all zeros on the Sobel test split
+    md = (tmp_path / "spread.md").read_text()
+    assert "| sobel | can | 2 | 12.50 ± 0.71 |" in md and "| 600 | 10.89 |" in md

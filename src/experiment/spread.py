@@ -34,17 +34,20 @@ def markdown(rows: list[dict]) -> str:
     table = []
     for (flt, model), runs in groups.items():
         psnr = [r["psnr"] for r in runs]
+        trivial = runs[0].get("trivial_psnr")
         table.append((flt, model, len(runs), mean_sd(psnr, 2), f"{min(psnr):.2f} – {max(psnr):.2f}",
-                      mean_sd([r["ssim"] for r in runs], 3), runs[0]["steps"]))
-    lines = [markdown_table(["filter", "model", "seeds", "test PSNR (dB)", "min – max (dB)", "SSIM", "steps"], table,
-                            align="llrrrrr")]
+                      mean_sd([r["ssim"] for r in runs], 3), runs[0]["steps"],
+                      "" if trivial is None else f"{trivial:.2f}"))
+    lines = [markdown_table(["filter", "model", "seeds", "test PSNR (dB)", "min – max (dB)", "SSIM", "steps",
+                             "trivial PSNR"], table, align="llrrrrrr")]
     lines += ["", "Mean ± sd (sample) over seeds; each run is the zoo's (" + ", ".join(
-        f"{m} {n}" for m, n in ZOO_STEPS.items()) + " optimiser steps, 1 thread), test split at native resolution."]
+        f"{m} {n}" for m, n in ZOO_STEPS.items()) + " optimiser steps, 1 thread), test split at native resolution; "
+              "trivial PSNR = returning the input unchanged (RGB filters) or all zeros (gray ones), as in the zoo."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.experiment.zoo import ZOO_FILTERS, ZOO_MODELS, run_one
+    from src.experiment.zoo import ZOO_FILTERS, ZOO_MODELS, add_trivial_psnr, run_one
     from src.filters import get_filter
 
     ap = argparse.ArgumentParser(prog="python -m src.experiment.spread", description=__doc__.splitlines()[0])
@@ -80,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{row['filter']} {model} seed {seed}: {row['psnr']:.2f} dB", flush=True)
                 write_csv(out / "spread.csv", rows)
                 atomic_write_bytes(out / "spread.md", markdown(rows).encode())
+    add_trivial_psnr(rows)
     write_csv(out / "spread.csv", rows)
     atomic_write_bytes(out / "spread.md", markdown(rows).encode())
     print(markdown(rows))
