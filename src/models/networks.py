@@ -57,7 +57,7 @@ class MirrorConv2d(nn.Conv2d):
     symmetry of the exported factors and run their faster symmetric kernels.
 
     >>> conv = MirrorConv2d(2, 2, (1, 5), groups=2, axis=3, parity=[-1, 1])
-    >>> w = conv.projected()
+    >>> w = conv.projected().detach()
     >>> bool((w[0] == -w[0].flip(2)).all()), float(w[0, 0, 0, 2]), bool((w[1] == w[1].flip(2)).all())
     (True, 0.0, True)
     """
