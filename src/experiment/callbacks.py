@@ -85,11 +85,6 @@ class ValCurve(pl.Callback):
         if not trainer.sanity_checking and value is not None:
             self.points.append((int(trainer.global_step), float(value)))
 
-    def value_at(self, step: int) -> float | None:
-        """The last recorded value at or before ``step`` (None before the first validation)."""
-        before = [v for s, v in self.points if s <= step]
-        return before[-1] if before else None
-
 
 class FiniteGuard(pl.Callback):
     """Raise a one-line :class:`UserError` at the first step whose loss is NaN or infinite."""

@@ -89,8 +89,8 @@ def seed_table(rows: list[dict], budget: str) -> str:
                       mean_sd(gains, 2) if gains else "", f"{runs[0]['net_mps']:.2f}"))
     lines = [markdown_table(["filter", "network", "params", "seeds", "test PSNR (dB)", "SSIM", "steps",
                              "val gain, 2nd half (dB)", "net MP/s"], table, align="llrrrrrrr"), ""]
-    lines.append(f"Each run: {budget} on the embedded data (no early stop: every run takes every step; learning rate x0.3 after 10 validations without a new best, "
-                 "not the zoo's 2), test split at native resolution, borders included; "
+    lines.append(f"Each run: {budget} on the embedded data (no early stop: every run takes every step; learning rate x0.3 after "
+                 f"{DEPTH_STEPS_TRAIN['lr_patience']} validations without a new best, not the zoo's 2), test split at native resolution, borders included; "
                  "mean ± sd (sample) over seeds. Val gain, 2nd half = best validation PSNR over the whole run minus "
                  "the best in its first half: near 0, the depth had levelled off.")
     return "\n".join(lines) + "\n"
