@@ -1,5 +1,8 @@
 """Pix2Pix: U-Net and PatchGAN shapes, one GAN step, any-size and tiled inference, checkpoints, training."""
+import math
+
 import numpy as np
+
 import pytest
 import pytorch_lightning as pl
 import torch
@@ -211,12 +214,31 @@ def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
         # the measured steps' images at that rate took no longer than the whole run, and no less than 0.1 ms each
         measured_images = cfg["batch"] * cfg["measure"]
         assert measured_images / report["total_seconds"] <= images_per_s <= 1e4, (knobs, images_per_s)
-    after = report["after_training"]
-    metrics = load_model(tmp_path / "work" / "pix2pix-2min.ckpt").meta["metrics"]
+    after = report["pix2pix"]
+    metrics = load_model(tmp_path / "work" / "pix2pix-timed.ckpt").meta["metrics"]
     assert after["test_psnr"] == pytest.approx(metrics["test_psnr"])  # the report is its checkpoint's score
     assert after["test_psnr"] > metrics["test_zero_psnr"], (after, metrics)  # it learned: beats predicting zeros
-    compact = report["compact_inference"]
+    assert after["trivial_psnr"] == pytest.approx(metrics["test_zero_psnr"])  # Sobel's do-nothing answer: zeros
+    can = report["can"]
+    assert can["steps"] == can["max_steps"] == cfg["can"]["max_steps"] and can["stopped_by"] == "step budget"
+    assert math.isfinite(can["test_psnr"]) and can["settings"]["filter"] == "detail-enhance"
+    compact = report["compact"]
     assert 0 < compact["predict_gpix_per_s"] and 0 < compact["network_gpix_per_s"] < 10
+    assert report["not_run"] == {} and report["date"].endswith("UTC")
+    md = (tmp_path / "gpu-bench.md").read_text()
+    assert report["date"] in md and "do-nothing answer" in md and "CAN 4×3 on detail-enhance" in md
+
+
+def test_gpu_bench_skips_what_its_budget_cannot_cover_and_says_so(tmp_path):
+    import json
+
+    from src.experiment import gpu_bench
+
+    assert gpu_bench.main(["--tiny", "--budget", "0", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "gpu-bench.json").read_text())
+    assert set(report["not_run"]) == {"knobs", "pix2pix", "can", "compact", "fused"}
+    assert all(v.startswith("skipped:") for v in report["not_run"].values())
+    assert "Not measured: pix2pix (skipped:" in (tmp_path / "gpu-bench.md").read_text()
 
 
 @pytest.mark.slow

@@ -1,21 +1,28 @@
-"""GPU figures in one run (<= 8 minutes on one GPU): Pix2Pix training speed per speed knob, test PSNR after
-2 minutes of training, and the compact Sobel net's inference speed on 4096x4096 images.
+"""GPU figures in one prepared run (<= 8 minutes on one GPU), written with the date and the device:
 
     python -m src.experiment.gpu_bench                 # one GPU: writes figures/gpu-bench.{json,md}
     python -m src.experiment.gpu_bench --tiny          # a CPU smoke run of the same code (seconds, for the tests)
+    python -m src.experiment.gpu_bench --fused-only    # section 5 alone (about a minute), into gpu-bench-fused.json
 
-1. Pix2Pix training images/s at 128x128 (batch 32, the paper's U-Net and PatchGAN, targets computed on the
-   GPU from the batch, pinned memory and loader workers), for: fp32 with no knob, each knob alone (bf16
-   autocast, channels_last, cudnn.benchmark, torch.compile), and all of them together.
-2. Test PSNR/SSIM after 2 minutes of training with all knobs (the real training entry point).
-3. The compact Sobel net (models/sobel.ckpt) on 4096x4096: gigapixels/s of the network on the GPU, and of
+1. Pix2Pix training images/s at 128x128 (batch 32, the paper's U-Net and PatchGAN, Sobel targets computed on
+   the GPU from the batch, pinned memory and loader workers): fp32 with no knob, each knob alone (bf16
+   autocast, channels_last, cudnn.benchmark) and the three together; the rows of ``make knobs``' GPU part.
+2. ``main.ipynb``'s ``gpu`` profile of Pix2Pix (``GPU_PROFILE``) trained for a fixed time through the real
+   training entry point; test-split PSNR/SSIM at native resolution and the all-zeros PSNR beside it.
+3. The paper's CAN (width 24, depth 9, receptive field 257) on detail-enhance for a fixed number of steps
+   (``CAN_RUN``); test PSNR/SSIM and the identity's PSNR beside it.
+4. The compact Sobel net (models/sobel.ckpt) on 4096x4096: gigapixels/s of the network on the GPU, and of
    ``predict`` end to end (uint8 upload, the compiled kernel, float download).
-4. The fused compact-net kernel (``src.inference.runtime.fused_torch`` through torch.compile, fp32 arithmetic)
+5. The fused compact-net kernel (``src.inference.runtime.fused_torch`` through torch.compile, fp32 arithmetic)
    on a batch of 8 x 4096² uint8 images already on the GPU, float32 and uint8 out, against a plain torch
    Sobel (``sobel_magnitude`` on the same pixels) and the HBM bound: the device's copy bandwidth over the
    bytes a pixel must move (3 in + 4 out, or 3 + 1); with its max abs difference from the eager network.
+6. torch.compile in training (its compilation takes minutes, so it runs last): Pix2Pix images/s with all
+   four knobs, against section 1's three.
 
-    python -m src.experiment.gpu_bench --fused-only    # section 4 alone (about a minute), into gpu-bench-fused.json
+Each section runs in turn while the time left (``--budget`` seconds) covers its estimate; a section that
+fails or is skipped is written down as such, and the JSON is rewritten after every section, so a run cut
+short still leaves its figures.
 """
 from __future__ import annotations
 
@@ -39,6 +46,14 @@ from src.io.timing import median_seconds
 from src.cli import strict_json
 
 KNOBS = ("bf16", "channels_last", "benchmark", "compile")
+# main.ipynb's `gpu` profile (the paper's 128x128 U-Net, ngf 64) in TrainConfig's words; `make train-pix2pix`
+GPU_PROFILE = dict(crop=128, model_kwargs={"ngf": 64}, batch_size=32, lr=2e-4, max_steps=2 * 20000,
+                   steps_per_epoch=500, precision="bf16-mixed", channels_last=True)
+# The paper's CAN (Chen et al. 2017): 24 channels, 9 layers, on a non-local operator; a step budget
+CAN_RUN = dict(model="can", filter="detail-enhance", model_kwargs={"width": 24, "depth": 9}, crop=128,
+               batch_size=16, lr=1e-3, max_steps=4000, steps_per_epoch=250, lr_patience=4, patience=1000)
+# Rough seconds per section on an H200 (start-up included), to skip what no longer fits the budget
+ESTIMATES = {"knobs": 90, "pix2pix": 170, "can": 120, "compact": 45, "fused": 75, "compile": 150}
 
 
 def train_throughput(cfg: dict, knobs: set[str]) -> float:
@@ -57,16 +72,32 @@ def train_throughput(cfg: dict, knobs: set[str]) -> float:
     return float(timer.value)
 
 
-def psnr_after(cfg: dict, out_dir: Path) -> dict:
+def timed_training(cfg: dict, out_dir: Path, settings: dict, name: str) -> dict:
+    """One run of the real training entry point (``settings`` over ``cfg``'s device), its test scores and
+    the do-nothing PSNR beside them (all zeros for a gray target, the input for an RGB one)."""
     from src.experiment.config import TrainConfig
     from src.experiment.train import train
+    from src.experiment.zoo import trivial_psnr
 
-    res = train(TrainConfig(
-        model="pix2pix", crop=cfg["crop"], model_kwargs={"ngf": cfg["ngf"]}, batch_size=cfg["batch"],
-        max_time=cfg["seconds"], steps_per_epoch=cfg["steps_per_epoch"],
-        accelerator=cfg["accelerator"], num_workers=cfg["workers"], output=str(out_dir / "pix2pix-2min.ckpt"),
-        run_dir=str(out_dir / "runs"), quiet=True, logger="none", **cfg["knobs"]))
-    return {k: res.get(k) for k in ("test_psnr", "test_ssim", "best_val_psnr", "train_seconds", "epochs")}
+    res = train(TrainConfig(**settings, accelerator=cfg["accelerator"], num_workers=cfg["workers"],
+                            output=str(out_dir / f"{name}.ckpt"), run_dir=str(out_dir / "runs"), quiet=True,
+                            logger="none"))
+    keys = ("test_psnr", "test_ssim", "best_val_psnr", "steps", "max_steps", "stopped_by", "train_seconds", "params")
+    report = {k: res.get(k) for k in keys}
+    report["trivial_psnr"] = trivial_psnr(get_filter(settings.get("filter", "sobel")))
+    report["settings"] = {k: v for k, v in settings.items()}
+    return report
+
+
+def pix2pix_timed(cfg: dict, out_dir: Path) -> dict:
+    """Section 2: main.ipynb's gpu profile for ``cfg["seconds"]`` of training."""
+    settings = dict(model="pix2pix", filter="sobel", **cfg["pix2pix"], max_time=cfg["seconds"])
+    return timed_training(cfg, out_dir, settings, "pix2pix-timed")
+
+
+def can_steps(cfg: dict, out_dir: Path) -> dict:
+    """Section 3: the paper's CAN on detail-enhance for a step budget (a time cap only as a guard)."""
+    return timed_training(cfg, out_dir, dict(cfg["can"], max_time=cfg["can_cap"]), "can-24x9")
 
 
 def _compact_net(cfg: dict):
@@ -148,65 +179,120 @@ def fused_lines(f: dict, device: str) -> list[str]:
             f"{f['max_abs_err_vs_eager']:.1e}. Device: {device}."]
 
 
+def md_lines(report: dict) -> list[str]:
+    """``figures/gpu-bench.md``: what ran, on what, when, and every figure with what it is measured against."""
+    cfg, lines = report["config"], [f"Run {report['date']} on {report['device']} (torch {report['torch']}), "
+                                     f"{report['total_seconds']:.0f} s: `make gpu-bench`.", ""]
+    ips = report["train_images_per_s"]
+    if ips:
+        base = ips.get("fp32, no knob")
+        lines += [markdown_table([f"Pix2Pix training, {cfg['crop']}² batch {cfg['batch']}", "img/s", "× fp32"],
+                                 [(k, f"{v:.1f}", f"{v / base:.2f}x" if base else "") for k, v in ips.items()],
+                                 align="lrr"), ""]
+    for key in ("pix2pix", "can"):
+        r = report.get(key)
+        if r:
+            s = r["settings"]
+            title = (f"Pix2Pix, main.ipynb's `gpu` profile (ngf {s['model_kwargs']['ngf']}, {s['crop']}² crops, "
+                     f"batch {s['batch_size']})" if key == "pix2pix" else
+                     f"CAN {s['model_kwargs']['width']}×{s['model_kwargs']['depth']} on {s['filter']} "
+                     f"({s['crop']}² crops, batch {s['batch_size']})")
+            steps = (f"{r['steps'] // 2} batches (a generator and a discriminator step each)" if key == "pix2pix"
+                     else f"{r['steps']} optimiser steps")
+            lines.append(f"{title}: test PSNR {r['test_psnr']:.2f} dB, SSIM {r['test_ssim']:.4f} "
+                         f"(do-nothing answer {r['trivial_psnr']:.2f} dB) after {steps} in "
+                         f"{r['train_seconds']:.0f} s ({r['stopped_by']}; {r['params']} parameters).")
+    c = report.get("compact")
+    if c:
+        lines.append(f"Compact net on {c['size']}: {c['network_gpix_per_s']:.2f} GP/s (network), "
+                     f"{c['predict_gpix_per_s']:.3f} GP/s (predict, uint8 in -> float out).")
+    if report.get("fused"):
+        lines += fused_lines(report["fused"], report["device"])
+    for name, why in report["not_run"].items():
+        lines.append(f"Not measured: {name} ({why}).")
+    return lines
+
+
+def write_report(report: dict, out: Path, stem: str = "gpu-bench") -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / f"{stem}.json", strict_json(report, indent=1).encode())
+    atomic_write_bytes(out / f"{stem}.md", ("\n".join(md_lines(report)) + "\n").encode())
+
+
 def main(argv=None) -> int:
+    import datetime
+    import traceback
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run of the same code, tiny sizes")
     ap.add_argument("--skip-compile", action="store_true", help="leave torch.compile out")
+    ap.add_argument("--budget", type=float, default=480, help="seconds; a section whose estimate no longer fits is skipped")
     ap.add_argument("--out", default="figures", help="folder for gpu-bench.json and gpu-bench.md")
-    ap.add_argument("--work", default="models/gpu-bench", help="folder for the 2-minute checkpoint and logs")
-    ap.add_argument("--fused-only", action="store_true", help="only section 4 (the fused kernel), into gpu-bench-fused.json")
+    ap.add_argument("--work", default="models/gpu-bench", help="folder for the trained checkpoints and logs")
+    ap.add_argument("--fused-only", action="store_true", help="only section 5 (the fused kernel), into gpu-bench-fused.json")
     args = ap.parse_args(argv)
 
     if args.tiny:
-        cfg = dict(accelerator="cpu", crop=32, ngf=4, batch=2, warmup=1, measure=2, workers=0, seconds=3,
-                   steps_per_epoch=2, big=256, fused_batch=2, knobs={})
-        knob_sets = [set(), {"channels_last"}]
+        cfg = dict(accelerator="cpu", crop=32, ngf=4, batch=2, warmup=1, measure=2, workers=0, seconds=3, big=256,
+                   fused_batch=2, can_cap=20,
+                   pix2pix=dict(GPU_PROFILE, crop=32, model_kwargs={"ngf": 4}, batch_size=2, steps_per_epoch=2,
+                                precision=None, channels_last=False),
+                   can=dict(CAN_RUN, model_kwargs={"width": 4, "depth": 3}, crop=32, batch_size=2, max_steps=6,
+                            steps_per_epoch=3))
+        knob_sets, estimates = [set(), {"channels_last"}], dict.fromkeys(ESTIMATES, 0)
     else:
         if not torch.cuda.is_available():
             raise SystemExit("error: no GPU visible; use --tiny for a CPU smoke run")
         cfg = dict(accelerator="gpu", crop=128, ngf=64, batch=32, warmup=15, measure=40, workers=8, seconds=120,
-                   steps_per_epoch=200, big=4096, fused_batch=8,
-                   knobs=dict(precision="bf16-mixed", channels_last=True, compile=not args.skip_compile))
-        knobs = [k for k in KNOBS if not (args.skip_compile and k == "compile")]
-        knob_sets = [set()] + [{k} for k in knobs] + [set(knobs)]
-        if not args.skip_compile:
-            knob_sets.append(set(knobs) - {"compile"})
+                   big=4096, fused_batch=8, can_cap=150, pix2pix=dict(GPU_PROFILE), can=dict(CAN_RUN))
+        knob_sets = [set(), {"bf16"}, {"channels_last"}, {"benchmark"}, {"bf16", "channels_last", "benchmark"}]
+        estimates = ESTIMATES
+    compile_sets = [] if args.skip_compile or args.tiny else [set(KNOBS)]
 
-    report: dict = {"device": torch.cuda.get_device_name() if cfg["accelerator"] != "cpu" else "cpu",
-                    "torch": torch.__version__, "config": {k: v for k, v in cfg.items() if k != "knobs"},
-                    "train_images_per_s": {}}
+    device = torch.cuda.get_device_name() if cfg["accelerator"] != "cpu" else "cpu"
+    report: dict = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                    "device": device, "torch": torch.__version__,
+                    "config": {k: v for k, v in cfg.items()}, "train_images_per_s": {}, "not_run": {}}
     t_start = time.time()
-    out = Path(args.out)
+    out, work = Path(args.out), Path(args.work)
     if args.fused_only:
-        report["compact_fused"] = fused_gigapixels(cfg)
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(out / "gpu-bench-fused.json", strict_json(report, indent=1).encode())
-        print("\n".join(fused_lines(report["compact_fused"], report["device"])))
+        report["fused"] = fused_gigapixels(cfg)
+        report["total_seconds"] = round(time.time() - t_start, 1)
+        write_report(report, out, "gpu-bench-fused")
+        print("\n".join(fused_lines(report["fused"], device)))
         return 0
-    for knobs in knob_sets:
-        name = "+".join(k for k in KNOBS if k in knobs) or "fp32, no knob"
-        report["train_images_per_s"][name] = ips = train_throughput(cfg, knobs)
-        print(f"train {cfg['crop']}x{cfg['crop']} [{name}]: {ips:.1f} img/s  ({time.time() - t_start:.0f} s)", flush=True)
-    report["after_training"] = psnr_after(cfg, Path(args.work))
-    print(f"after {cfg['seconds']} s of training: {report['after_training']}", flush=True)
-    report["compact_inference"] = compact_gigapixels(cfg)
-    print(f"compact net on {cfg['big']}^2: {report['compact_inference']}", flush=True)
-    report["compact_fused"] = fused_gigapixels(cfg)
-    print(f"fused kernel: {report['compact_fused']}", flush=True)
-    report["total_seconds"] = round(time.time() - t_start, 1)
 
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "gpu-bench.json", strict_json(report, indent=1).encode())
-    lines = [markdown_table([f"Pix2Pix training, {cfg['crop']}² batch {cfg['batch']}", "img/s"],
-                            [(k, f"{v:.1f}") for k, v in report["train_images_per_s"].items()], align="lr")]
-    a, c = report["after_training"], report["compact_inference"]
-    lines += ["", f"Test PSNR after {cfg['seconds']} s of training: {a['test_psnr']:.2f} dB (SSIM {a['test_ssim']:.4f}).",
-              f"Compact net on {c['size']}: {c['network_gpix_per_s']:.2f} GP/s (network), "
-              f"{c['predict_gpix_per_s']:.3f} GP/s (predict, uint8 in -> float out). Device: {report['device']}."]
-    lines += [""] + fused_lines(report["compact_fused"], report["device"])
-    atomic_write_bytes(out / "gpu-bench.md", ("\n".join(lines) + "\n").encode())
-    print("\n".join(lines))
-    return 0
+    def throughput_rows(sets):
+        for knobs in sets:
+            name = "+".join(k for k in KNOBS if k in knobs) or "fp32, no knob"
+            report["train_images_per_s"][name] = ips = train_throughput(cfg, knobs)
+            print(f"train {cfg['crop']}x{cfg['crop']} [{name}]: {ips:.1f} img/s  ({time.time() - t_start:.0f} s)",
+                  flush=True)
+
+    sections = [("knobs", lambda: throughput_rows(knob_sets)), ("pix2pix", lambda: pix2pix_timed(cfg, work)),
+                ("can", lambda: can_steps(cfg, work)), ("compact", lambda: compact_gigapixels(cfg)),
+                ("fused", lambda: fused_gigapixels(cfg))]
+    if compile_sets:
+        sections.append(("compile", lambda: throughput_rows(compile_sets)))
+    failed = 0
+    for name, run in sections:
+        left = args.budget - (time.time() - t_start)
+        if left < estimates[name]:
+            report["not_run"][name] = f"skipped: {left:.0f} s of the {args.budget:.0f} s budget left, needs ~{estimates[name]} s"
+        else:
+            try:
+                value = run()
+                if value is not None:
+                    report[name] = value
+                print(f"[{name}] done at {time.time() - t_start:.0f} s: {value if value is not None else ''}", flush=True)
+            except Exception as e:  # one broken section must not cost the others' figures
+                traceback.print_exc()
+                report["not_run"][name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+                failed += 1
+        report["total_seconds"] = round(time.time() - t_start, 1)
+        write_report(report, out)
+    print("\n".join(md_lines(report)))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
