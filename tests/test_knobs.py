@@ -69,6 +69,29 @@ def test_gpu_bench_json_becomes_gpu_rows_against_fp32_without_knobs():
     assert "| GPU | bf16 | training img/s | Pix2Pix U-Net 128² batch 32 | 100 | 250 | 2.50x |" in to_markdown(rows, "", "")
 
 
+def test_gpu_only_keeps_the_measured_cpu_rows_and_adds_every_gpu_report(tmp_path):
+    import json
+
+    from src.experiment.knobs import main, to_csv
+
+    cpu = [Row("CPU", "bf16", "MP/s", "m", 4.0, 10.0, "note, with a comma"), Row("CPU", "compile", "MP/s", "m", None, None)]
+    stem = tmp_path / "knobs"
+    (tmp_path / "knobs.csv").write_text(to_csv(cpu + [Row("GPU", "old", "img/s", "x", 1.0, 2.0)]))
+    (tmp_path / "knobs.md").write_text(to_markdown(cpu, "measured on a quiet machine", "GPU: old"))
+    reports = []
+    for batch, rate in ((32, 100.0), (128, 300.0)):
+        reports.append(tmp_path / f"gpu-{batch}.json")
+        reports[-1].write_text(json.dumps({"device": "NVIDIA H200", "date": "2026-11-30 18:40 UTC", "config": {
+            "crop": 128, "batch": batch}, "train_images_per_s": {"fp32, no knob": rate, "bf16": 2 * rate}}))
+    assert main(["--gpu-only", "--out", str(stem), "--gpu-json", *map(str, reports)]) == 0
+    md = (tmp_path / "knobs.md").read_text()
+    assert md.splitlines()[0] == "measured on a quiet machine" and "| old |" not in md
+    assert "| CPU | bf16 | MP/s | m | 4.00 | 10.0 | 2.50x | note, with a comma |" in md
+    assert "| GPU | bf16 | training img/s | Pix2Pix U-Net 128² batch 32 | 100 | 200 | 2.00x |" in md
+    assert "| GPU | bf16 | training img/s | Pix2Pix U-Net 128² batch 128 | 300 | 600 | 2.00x |" in md
+    assert "2026-11-30 18:40 UTC" in md.splitlines()[-1]
+
+
 def test_out_below_a_file_exits_2_with_one_line_before_measuring(tmp_path):
     (tmp_path / "file.txt").write_text("not a folder")
     res = run_module("src.experiment.knobs", "--quick", "--out", str(tmp_path / "file.txt" / "knobs"), timeout=60)

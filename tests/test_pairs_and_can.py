@@ -127,3 +127,20 @@ def test_short_training_recovers_the_random_kernel():
         loss.backward()
         opt.step()
     assert cosine_similarity(effective_kernel(net, 3), flt.extra["rgb_kernel"]) >= 0.999
+
+
+def test_shipped_gpu_can_scores_here_what_it_recorded_on_the_gpu():
+    """models/can-detail-enhance-gpu.ckpt (the paper's CAN 24×9, trained by `make gpu-bench` on an H200) gives on
+    this CPU the test score its training recorded there, far above returning the input."""
+    from src.dataset.sources import load_split
+    from src.evaluation.evaluate import checkpoint_filter, evaluate_images
+    from src.experiment.zoo import trivial_psnr
+
+    from .conftest import ROOT
+
+    net = load_model(ROOT / "models" / "can-detail-enhance-gpu.ckpt")
+    assert (net.meta["filter"], net.meta["info"]["steps"]) == ("detail-enhance", 4000)
+    flt = checkpoint_filter(net)
+    _, mean = evaluate_images(net, flt, load_split("skimage", "test"))
+    assert mean["psnr"] == pytest.approx(net.meta["metrics"]["test_psnr"], abs=1e-3)
+    assert mean["psnr"] > trivial_psnr(flt) + 10

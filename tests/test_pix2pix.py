@@ -227,6 +227,23 @@ def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
     assert report["not_run"] == {} and report["date"].endswith("UTC")
     md = (tmp_path / "gpu-bench.md").read_text()
     assert report["date"] in md and "do-nothing answer" in md and "CAN 4×3 on detail-enhance" in md
+    from src.experiment.gpu_bench import summarize
+
+    table = summarize(tmp_path)  # the GPU results table, from the same JSON
+    assert f"| CAN 4×3 | detail-enhance | 6 steps | 1 | {can['test_psnr']:.2f} |" in table
+    assert f"| Pix2Pix ngf 4, gpu profile | sobel | 3 s | 1 | {after['test_psnr']:.2f} |" in table
+
+
+def test_committed_gpu_runs_table_is_the_summary_of_the_committed_gpu_reports(tmp_path):
+    import shutil
+
+    from src.experiment.gpu_bench import summarize
+
+    from .conftest import ROOT
+
+    for f in (ROOT / "figures").glob("gpu-bench*.json"):
+        shutil.copyfile(f, tmp_path / f.name)
+    assert summarize(tmp_path) == (ROOT / "figures" / "gpu-runs.md").read_text()
 
 
 def test_gpu_bench_skips_what_its_budget_cannot_cover_and_says_so(tmp_path):

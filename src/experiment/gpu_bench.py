@@ -2,7 +2,9 @@
 
     python -m src.experiment.gpu_bench                 # one GPU: writes figures/gpu-bench.{json,md}
     python -m src.experiment.gpu_bench --tiny          # a CPU smoke run of the same code (seconds, for the tests)
-    python -m src.experiment.gpu_bench --fused-only    # section 5 alone (about a minute), into gpu-bench-fused.json
+    python -m src.experiment.gpu_bench --only knobs --batch 128 --stem gpu-bench-b128   # some sections, other settings
+    python -m src.experiment.gpu_bench --only can pix2pix --seed 1 --stem gpu-bench-seed1
+    python -m src.experiment.gpu_bench --summarize     # no GPU: figures/gpu-bench*.json -> figures/gpu-runs.{csv,md}
 
 1. Pix2Pix training images/s at 128x128 (batch 32, the paper's U-Net and PatchGAN, Sobel targets computed on
    the GPU from the batch, pinned memory and loader workers): fp32 with no knob, each knob alone (bf16
@@ -219,6 +221,46 @@ def write_report(report: dict, out: Path, stem: str = "gpu-bench") -> None:
     atomic_write_bytes(out / f"{stem}.md", ("\n".join(md_lines(report)) + "\n").encode())
 
 
+def summarize(figures: Path) -> str:
+    """Sections 2 and 3 of every ``gpu-bench*.json`` in ``figures``: one row per run, mean ± sd per model."""
+    import json
+
+    from src.io.tables import mean_sd, write_csv
+
+    runs = []
+    for f in sorted(figures.glob("gpu-bench*.json"), key=lambda f: (f.stem != "gpu-bench", f.name)):
+        report = json.loads(f.read_text())
+        for key in ("pix2pix", "can"):
+            r = report.get(key)
+            if r:
+                s = r["settings"]
+                name = (f"Pix2Pix ngf {s['model_kwargs']['ngf']}, gpu profile" if key == "pix2pix" else
+                        f"CAN {s['model_kwargs']['width']}×{s['model_kwargs']['depth']}")
+                budget = f"{s['max_time']:g} s" if key == "pix2pix" else f"{s['max_steps']} steps"
+                runs.append({"model": name, "filter": s["filter"], "budget": budget, "seed": s.get("seed", 0),
+                             "steps": r["steps"], "train_s": r["train_seconds"], "psnr": r["test_psnr"],
+                             "ssim": r["test_ssim"], "trivial_psnr": r["trivial_psnr"], "device": report["device"],
+                             "date": report["date"], "source": f.name})
+    if not runs:
+        raise SystemExit(f"error: no Pix2Pix or CAN run in {figures}/gpu-bench*.json")
+    write_csv(figures / "gpu-runs.csv", runs)
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["model"], r["filter"], r["budget"]), []).append(r)
+    table = [(m, flt, budget, len(rs), mean_sd([r["psnr"] for r in rs], 2),
+              " / ".join(f"{r['psnr']:.2f}" for r in rs), mean_sd([r["ssim"] for r in rs], 3),
+              " / ".join(str(r["steps"]) for r in rs), f"{rs[0]['trivial_psnr']:.2f}")
+             for (m, flt, budget), rs in groups.items()]
+    md = markdown_table(["model", "filter", "budget", "seeds", "test PSNR (dB)", "per seed (dB)", "SSIM",
+                         "optimiser steps", "do-nothing PSNR"], table, align="lllrrrrrr")
+    devices = sorted({f"{r['device']} ({r['date'][:10]})" for r in runs})
+    text = (md + "\n\nTest split at native resolution; do-nothing = all zeros (Sobel) or the input (detail-enhance). "
+            f"Runs of `make gpu-bench` on {', '.join(devices)}, from {', '.join(sorted({r['source'] for r in runs}))}; "
+            "`python -m src.experiment.gpu_bench --summarize` makes this table.\n")
+    atomic_write_bytes(figures / "gpu-runs.md", text.encode())
+    return text
+
+
 def main(argv=None) -> int:
     import datetime
     import traceback
@@ -229,8 +271,16 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=480, help="seconds; a section whose estimate no longer fits is skipped")
     ap.add_argument("--out", default="figures", help="folder for gpu-bench.json and gpu-bench.md")
     ap.add_argument("--work", default="models/gpu-bench", help="folder for the trained checkpoints and logs")
-    ap.add_argument("--fused-only", action="store_true", help="only section 5 (the fused kernel), into gpu-bench-fused.json")
+    ap.add_argument("--only", nargs="+", choices=list(ESTIMATES), help="run only these sections")
+    ap.add_argument("--batch", type=int, default=None, help="Pix2Pix batch of the throughput rows (default 32)")
+    ap.add_argument("--workers", type=int, default=None, help="loader workers (default 8 on a GPU)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the two training runs (sections 2 and 3)")
+    ap.add_argument("--summarize", action="store_true", help="no GPU: OUT/gpu-bench*.json -> OUT/gpu-runs.{csv,md}")
+    ap.add_argument("--stem", default="gpu-bench", help="output file names: OUT/STEM.json and OUT/STEM.md")
     args = ap.parse_args(argv)
+    if args.summarize:
+        print(summarize(Path(args.out)), end="")
+        return 0
 
     if args.tiny:
         cfg = dict(accelerator="cpu", crop=32, ngf=4, batch=2, warmup=1, measure=2, workers=0, seconds=3, big=256,
@@ -248,6 +298,8 @@ def main(argv=None) -> int:
         knob_sets = [set(), {"bf16"}, {"channels_last"}, {"benchmark"}, {"bf16", "channels_last", "benchmark"}]
         estimates = ESTIMATES
     compile_sets = [] if args.skip_compile or args.tiny else [set(KNOBS)]
+    cfg.update({k: v for k, v in (("batch", args.batch), ("workers", args.workers)) if v is not None})
+    cfg["pix2pix"]["seed"] = cfg["can"]["seed"] = args.seed
 
     device = torch.cuda.get_device_name() if cfg["accelerator"] != "cpu" else "cpu"
     report: dict = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -255,12 +307,6 @@ def main(argv=None) -> int:
                     "config": {k: v for k, v in cfg.items()}, "train_images_per_s": {}, "not_run": {}}
     t_start = time.time()
     out, work = Path(args.out), Path(args.work)
-    if args.fused_only:
-        report["fused"] = fused_gigapixels(cfg)
-        report["total_seconds"] = round(time.time() - t_start, 1)
-        write_report(report, out, "gpu-bench-fused")
-        print("\n".join(fused_lines(report["fused"], device)))
-        return 0
 
     def throughput_rows(sets):
         for knobs in sets:
@@ -276,6 +322,8 @@ def main(argv=None) -> int:
         sections.append(("compile", lambda: throughput_rows(compile_sets)))
     failed = 0
     for name, run in sections:
+        if args.only and name not in args.only:
+            continue
         left = args.budget - (time.time() - t_start)
         if left < estimates[name]:
             report["not_run"][name] = f"skipped: {left:.0f} s of the {args.budget:.0f} s budget left, needs ~{estimates[name]} s"
@@ -290,7 +338,7 @@ def main(argv=None) -> int:
                 report["not_run"][name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
                 failed += 1
         report["total_seconds"] = round(time.time() - t_start, 1)
-        write_report(report, out)
+        write_report(report, out, args.stem)
     print("\n".join(md_lines(report)))
     return 1 if failed else 0
 

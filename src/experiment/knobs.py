@@ -1,6 +1,7 @@
 """Each framework speed knob, measured as a pair on the same work (``make knobs``): the README's knobs table.
 
-    python -m src.experiment.knobs [--quick] [--threads N] [--out figures/knobs] [--gpu-json figures/gpu-bench.json]
+    python -m src.experiment.knobs [--quick] [--threads N] [--out figures/knobs] [--gpu-json figures/gpu-bench*.json]
+    python -m src.experiment.knobs --gpu-only   # no measuring: the committed CPU rows plus the GPU JSONs' rows
 
 CPU rows are measured here. Inference: MP/s of one forward pass over a photo ``(1, 3, H, W)``, median of
 repeats after a warm-up (``src.io.timing.median_seconds``). Training: steady-state steps/s of the real
@@ -373,6 +374,22 @@ def to_markdown(rows: list[Row], header: str, gpu_line: str) -> str:
     return "\n".join(lines + ["", gpu_line]) + "\n"
 
 
+def cpu_rows_of(stem: Path) -> tuple[list[Row], str]:
+    """The CPU rows of an earlier run (``STEM.csv``) and the first line of its ``STEM.md`` (how they were measured)."""
+    from src.io.tables import read_csv
+
+    csv_path, md_path = stem.with_name(stem.name + ".csv"), stem.with_name(stem.name + ".md")
+    if not csv_path.is_file() or not md_path.is_file():
+        raise UserError(f"--gpu-only: no earlier run at {csv_path} and {md_path} to add GPU rows to")
+
+    def rate(v: str) -> float | None:
+        return float(v) if v not in ("", None) else None
+
+    rows = [Row(r["device"], r["knob"], r["what is measured"], r["model"], rate(r["baseline"]), rate(r["with knob"]),
+                r["notes"]) for r in read_csv(csv_path, numbers=False) if r["device"] != "GPU"]
+    return rows, md_path.read_text(encoding="utf-8").splitlines()[0]
+
+
 def _out_stem(out: str) -> Path:
     stem = Path(out)
     stem = stem.with_suffix("") if stem.suffix in (".csv", ".md") else stem
@@ -390,7 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.experiment.knobs", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny images and step counts (seconds; for the tests)")
     ap.add_argument("--out", default="figures/knobs", help="writes OUT.csv and OUT.md")
-    ap.add_argument("--gpu-json", default="figures/gpu-bench.json", help="GPU rows from src/experiment/gpu_bench.py, if present")
+    ap.add_argument("--gpu-json", nargs="*", default=None,
+                    help="GPU rows from src/experiment/gpu_bench.py's JSON files (default: figures/gpu-bench*.json)")
+    ap.add_argument("--gpu-only", action="store_true",
+                    help="measure nothing: OUT's CPU rows (from OUT.csv) again, with the GPU rows of --gpu-json")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for every row but the threads row (default: torch's, one per core)")
     ap.add_argument("--only", choices=("inference", "training", "threads"), default=None,
@@ -411,21 +431,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     t0, load = time.time(), os.getloadavg()[0]
     groups = {"inference": inference_rows, "training": training_rows, "threads": threads_rows}
-    rows = []
+    rows, header = [], None
+    if args.gpu_only:  # the CPU rows and their header line as measured, the GPU rows read afresh
+        rows, header = cpu_rows_of(stem)
     for name, measure in groups.items():
-        if args.only in (None, name):
+        if not args.gpu_only and args.only in (None, name):
             rows += measure(cfg)
             print(f"{name} rows measured ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
     gpu_line = "GPU: not measured (no GPU lent)."
-    gpu_json = Path(args.gpu_json)
-    if gpu_json.is_file():
-        report = json.loads(gpu_json.read_text())
-        rows += gpu_rows(report)
-        gpu_line = f"GPU rows: {report.get('device', '?')}, torch {report.get('torch', '?')}, from {gpu_json}."
-    header = (f"Speed knobs, baseline vs knob on the same work{' (--quick sizes)' if args.quick else ''}: torch "
-              f"{torch.__version__}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads outside the "
-              f"threads rows, load average {load:.1f} at the start, {time.time() - t0:.0f} s in all. Rates: higher "
-              "is faster; speed-up = with knob / baseline. Other processes on the same cores make these timings noisy.")
+    gpu_files = [Path(f) for f in args.gpu_json] if args.gpu_json is not None else sorted(
+        Path("figures").glob("gpu-bench*.json"), key=lambda f: (f.stem != "gpu-bench", f.name))  # the default run first
+    reports = [(f, json.loads(f.read_text())) for f in gpu_files if f.is_file()]
+    reports = [(f, r) for f, r in reports if r.get("train_images_per_s")]
+    if reports:
+        for _, report in reports:
+            rows += gpu_rows(report)
+        gpu_line = "GPU rows: " + "; ".join(f"{r.get('device', '?')}, torch {r.get('torch', '?')}, {r.get('date', '?')}, "
+                                            f"from {f.as_posix()}" for f, r in reports) + "."
+    header = header or (
+        f"Speed knobs, baseline vs knob on the same work{' (--quick sizes)' if args.quick else ''}: torch "
+        f"{torch.__version__}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads outside the "
+        f"threads rows, load average {load:.1f} at the start, {time.time() - t0:.0f} s in all. Rates: higher "
+        "is faster; speed-up = with knob / baseline. Other processes on the same cores make these timings noisy.")
     md = to_markdown(rows, header, gpu_line)
     atomic_write_bytes(stem.with_name(stem.name + ".csv"), to_csv(rows).encode())
     atomic_write_bytes(stem.with_name(stem.name + ".md"), md.encode())
