@@ -101,7 +101,7 @@ train-pix2pix-cpu: install  ## the shipped models/pix2pix.ckpt: ngf 16, 128² cr
 notebook: install  ## main.ipynb top to bottom: PROFILE=cpu (default: loads the shipped run's checkpoint, or trains it), smoke (CI, minutes) or gpu
 	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace main.ipynb --ExecutePreprocessor.timeout=3600
 
-gpu-bench: install  ## GPU figures in <= 8 min -> figures/gpu-bench.{json,md}
+gpu-bench: install  ## GPU figures in <= 8 min (Pix2Pix knobs and gpu profile, CAN 24x9, compact-net GP/s) -> figures/gpu-bench.{json,md}
 	$(PYTHON) -m src.experiment.gpu_bench
 
 knobs: install  ## each speed knob's measured speed-up on this CPU (+ GPU rows from gpu-bench) -> figures/knobs.{csv,md}

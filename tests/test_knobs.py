@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from src.experiment.knobs import Row, format_rate, format_speedup, gpu_rows, speedup, to_markdown
+from src.experiment.knob_table import Row, format_rate, format_speedup, gpu_rows, speedup, to_csv, to_markdown
 
 from .conftest import run_module
 
@@ -72,7 +72,7 @@ def test_gpu_bench_json_becomes_gpu_rows_against_fp32_without_knobs():
 def test_gpu_only_keeps_the_measured_cpu_rows_and_adds_every_gpu_report(tmp_path):
     import json
 
-    from src.experiment.knobs import main, to_csv
+    from src.experiment.knobs import main
 
     cpu = [Row("CPU", "bf16", "MP/s", "m", 4.0, 10.0, "note, with a comma"), Row("CPU", "compile", "MP/s", "m", None, None)]
     stem = tmp_path / "knobs"

@@ -15,7 +15,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import os
 import statistics
 import subprocess
@@ -30,54 +29,13 @@ import torch
 
 from src.errors import UserError
 from src.cli import run_cli, strict_json
-from src.io.tables import csv_text, markdown_table
+from src.experiment.knob_table import Row, cpu_rows_of, gpu_reports, to_csv, to_markdown
 
 FULL = dict(mp=1.0, repeats=3, compile=("seed autoencoder", "CAN w16 d6"), crop=64, batch=32, warmup=10,
             measure=40, train_repeats=3)
 QUICK = dict(mp=0.02, repeats=2, compile=("CAN w16 d6",), crop=32, batch=4, warmup=2, measure=4, train_repeats=1)
 RESULT = "knobs-result "  # the child process's answer line (DDP runs in one, see ddp_images_per_s)
 CL = torch.channels_last
-
-
-@dataclasses.dataclass
-class Row:
-    """One knob: ``baseline`` and ``with_knob`` are rates in ``measure`` (None: that run failed)."""
-
-    device: str
-    knob: str
-    measure: str
-    model: str
-    baseline: float | None
-    with_knob: float | None
-    notes: str = ""
-
-
-def speedup(baseline: float | None, with_knob: float | None) -> float | None:
-    """``with_knob / baseline`` for rates (higher is faster); None unless both are finite and positive.
-
-    >>> speedup(2.0, 3.0)
-    1.5
-    """
-    if baseline is None or with_knob is None or not all(math.isfinite(v) and v > 0 for v in (baseline, with_knob)):
-        return None
-    return with_knob / baseline
-
-
-def format_rate(value: float | None) -> str:
-    """Three significant figures without exponents; ``None`` (failed or skipped: see the notes) -> ``"-"``.
-
-    >>> format_rate(1234.5), format_rate(12.345), format_rate(0.01234), format_rate(None)
-    ('1234', '12.3', '0.0123', '-')
-    """
-    if value is None:
-        return "-"
-    digits = max(0, 2 - math.floor(math.log10(abs(value)))) if value else 0
-    return f"{value:.{digits}f}"
-
-
-def format_speedup(row: Row) -> str:
-    s = speedup(row.baseline, row.with_knob)
-    return "-" if s is None else f"{s:.2f}x"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -345,51 +303,6 @@ def threads_rows(cfg: dict[str, Any]) -> list[Row]:
     return rows
 
 
-# ------------------------------------------------------------------------------------------------- the table
-def gpu_rows(report: dict[str, Any]) -> list[Row]:
-    """Rows from ``src/experiment/gpu_bench.py``'s JSON: each training knob set against "fp32, no knob"."""
-    ips, c = report.get("train_images_per_s", {}), report.get("config", {})
-    base = ips.get("fp32, no knob")
-    model = f"Pix2Pix U-Net {c.get('crop', '?')}² batch {c.get('batch', '?')}"
-    return [Row("GPU", name, "training img/s", model, base, value, report.get("device", ""))
-            for name, value in ips.items() if name != "fp32, no knob"]
-
-
-COLUMNS = ("device", "knob", "what is measured", "model", "baseline", "with knob", "speed-up (x)", "notes")
-
-
-def to_csv(rows: list[Row]) -> str:
-    def cell(v: float | None, fmt: str) -> str:
-        return "" if v is None else format(v, fmt)
-
-    values = [(r.device, r.knob, r.measure, r.model, cell(r.baseline, ".6g"), cell(r.with_knob, ".6g"),
-               cell(speedup(r.baseline, r.with_knob), ".4g"), r.notes) for r in rows]
-    return csv_text([dict(zip(COLUMNS, v)) for v in values], COLUMNS, lineterminator="\n")
-
-
-def to_markdown(rows: list[Row], header: str, gpu_line: str) -> str:
-    table = markdown_table(COLUMNS, [(r.device, r.knob, r.measure, r.model, format_rate(r.baseline),
-                                      format_rate(r.with_knob), format_speedup(r), r.notes) for r in rows], align="llllrrrl")
-    lines = [header, "", table]
-    return "\n".join(lines + ["", gpu_line]) + "\n"
-
-
-def cpu_rows_of(stem: Path) -> tuple[list[Row], str]:
-    """The CPU rows of an earlier run (``STEM.csv``) and the first line of its ``STEM.md`` (how they were measured)."""
-    from src.io.tables import read_csv
-
-    csv_path, md_path = stem.with_name(stem.name + ".csv"), stem.with_name(stem.name + ".md")
-    if not csv_path.is_file() or not md_path.is_file():
-        raise UserError(f"--gpu-only: no earlier run at {csv_path} and {md_path} to add GPU rows to")
-
-    def rate(v: str) -> float | None:
-        return float(v) if v not in ("", None) else None
-
-    rows = [Row(r["device"], r["knob"], r["what is measured"], r["model"], rate(r["baseline"]), rate(r["with knob"]),
-                r["notes"]) for r in read_csv(csv_path, numbers=False) if r["device"] != "GPU"]
-    return rows, md_path.read_text(encoding="utf-8").splitlines()[0]
-
-
 def _out_stem(out: str) -> Path:
     stem = Path(out)
     stem = stem.with_suffix("") if stem.suffix in (".csv", ".md") else stem
@@ -438,16 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.gpu_only and args.only in (None, name):
             rows += measure(cfg)
             print(f"{name} rows measured ({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)
-    gpu_line = "GPU: not measured (no GPU lent)."
-    gpu_files = [Path(f) for f in args.gpu_json] if args.gpu_json is not None else sorted(
-        Path("figures").glob("gpu-bench*.json"), key=lambda f: (f.stem != "gpu-bench", f.name))  # the default run first
-    reports = [(f, json.loads(f.read_text())) for f in gpu_files if f.is_file()]
-    reports = [(f, r) for f, r in reports if r.get("train_images_per_s")]
-    if reports:
-        for _, report in reports:
-            rows += gpu_rows(report)
-        gpu_line = "GPU rows: " + "; ".join(f"{r.get('device', '?')}, torch {r.get('torch', '?')}, {r.get('date', '?')}, "
-                                            f"from {f.as_posix()}" for f, r in reports) + "."
+    gpu, gpu_line = gpu_reports(args.gpu_json)
+    rows += gpu
     header = header or (
         f"Speed knobs, baseline vs knob on the same work{' (--quick sizes)' if args.quick else ''}: torch "
         f"{torch.__version__}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads outside the "
