@@ -246,6 +246,30 @@ def test_committed_gpu_runs_table_is_the_summary_of_the_committed_gpu_reports(tm
     assert summarize(tmp_path) == (ROOT / "figures" / "gpu-runs.md").read_text()
 
 
+def test_gpu_bench_trains_main_notebooks_gpu_profile():
+    """`make gpu-bench`'s Pix2Pix run is the notebook's `gpu` profile: the settings that define the run agree."""
+    import ast
+
+    import nbformat
+
+    from src.experiment.gpu_bench import GPU_PROFILE
+
+    from .conftest import ROOT
+
+    cell = next(c.source for c in nbformat.read(ROOT / "main.ipynb", as_version=4).cells if "PROFILES = {" in c.source)
+    cell = "\n".join(line for line in cell.splitlines() if not line.startswith("%"))  # IPython magics
+    profiles = next(n.value for n in ast.walk(ast.parse(cell)) if isinstance(n, ast.Assign)
+                    and getattr(n.targets[0], "id", "") == "PROFILES")
+    gpu = next(v for k, v in zip(profiles.keys, profiles.values) if ast.literal_eval(k) == "gpu")
+    nb = {kw.arg: kw.value for kw in gpu.keywords}
+    extra = {kw.arg: ast.literal_eval(kw.value) for kw in nb.pop("extra").keywords}
+    nb = {k: eval(compile(ast.Expression(v), "main.ipynb", "eval"), {}) for k, v in nb.items()}  # literals and 2 * N
+    assert (GPU_PROFILE["crop"], GPU_PROFILE["model_kwargs"]["ngf"], GPU_PROFILE["batch_size"], GPU_PROFILE["lr"],
+            GPU_PROFILE["max_steps"], GPU_PROFILE["steps_per_epoch"]) == (
+        nb["crop"], nb["ngf"], nb["batch_size"], nb["lr"], nb["max_steps"], nb["steps_per_epoch"])
+    assert (GPU_PROFILE["precision"], GPU_PROFILE["channels_last"]) == (extra["precision"], extra["channels_last"])
+
+
 def test_gpu_bench_skips_what_its_budget_cannot_cover_and_says_so(tmp_path):
     import json
 
