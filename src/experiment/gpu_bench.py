@@ -87,7 +87,7 @@ def timed_training(cfg: dict, out_dir: Path, settings: dict, name: str) -> dict:
     keys = ("test_psnr", "test_ssim", "best_val_psnr", "steps", "max_steps", "stopped_by", "train_seconds", "params")
     report = {k: res.get(k) for k in keys}
     report["trivial_psnr"] = trivial_psnr(get_filter(settings.get("filter", "sobel")))
-    report["settings"] = {k: v for k, v in settings.items()}
+    report["settings"] = dict(settings)
     return report
 
 
