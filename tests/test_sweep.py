@@ -99,3 +99,12 @@ def test_one_real_depth_steps_run_per_seed_records_the_plateau_check(tmp_path, m
     assert [r["seed"] for r in back] == [0, 1] and all(r["steps"] == 40 for r in back)
     assert all(r["val_gain_2nd_half"] >= 0 for r in back) and back[0]["psnr"] != back[1]["psnr"]
     assert (tmp_path / "models" / "zoo" / "can-width8-depth3-seed1-edge-preserving.ckpt").exists()
+
+
+def test_a_size_or_depth_sweep_over_seeds_gives_mean_sd_per_network():
+    rows = [{"filter": "sobel", "label": "CAN 4x3", "model": "can", "params": 285, "psnr": p, "ssim": 0.5,
+             "steps": 600, "net_mps": 8.0, "seed": s} for s, p in enumerate((12.0, 13.0, 14.0))]
+    table = markdown("size", rows, "600 optimiser steps")
+    assert "| sobel | CAN 4x3 | 285 | 3 | 13.00 ± 1.00 | 0.500 ± 0.000 | 600 |" in table
+    assert "the zoo's recipe" in table and "no early stop" not in table
+    assert "| sobel | CAN 4x3 | 285 | 12.00 |" in markdown("size", rows[:1], "600 optimiser steps")  # one seed: per run
