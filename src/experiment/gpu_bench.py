@@ -41,6 +41,7 @@ from src.dataset import FilterDataModule
 from src.filters import get_filter
 from src.models.lit_pix2pix import Pix2PixModule
 from src.models.pix2pix import unet_depth
+from src.experiment.knob_table import gpu_report_files
 from src.experiment.knobs import Throughput  # shared with the CPU knobs table
 from src.io.files import atomic_write_bytes
 from src.io.tables import markdown_table
@@ -228,7 +229,7 @@ def summarize(figures: Path) -> str:
     from src.io.tables import mean_sd, write_csv
 
     runs = []
-    for f in sorted(figures.glob("gpu-bench*.json"), key=lambda f: (f.stem != "gpu-bench", f.name)):
+    for f in gpu_report_files(figures):
         report = json.loads(f.read_text())
         for key in ("pix2pix", "can"):
             r = report.get(key)

@@ -99,11 +99,15 @@ def cpu_rows_of(stem: Path) -> tuple[list[Row], str]:
     return rows, md_path.read_text(encoding="utf-8").splitlines()[0]
 
 
+def gpu_report_files(folder: str | Path = "figures") -> list[Path]:
+    """``gpu-bench*.json`` in ``folder``: ``make gpu-bench``'s own report first, then the others by name."""
+    return sorted(Path(folder).glob("gpu-bench*.json"), key=lambda f: (f.stem != "gpu-bench", f.name))
+
+
 def gpu_reports(files: Sequence[str] | None) -> tuple[list[Row], str]:
-    """The GPU rows of ``files`` (default: ``figures/gpu-bench*.json``, ``gpu-bench.json`` first) that hold
-    training rates, and the table's line naming their device, torch, date and file."""
-    paths = [Path(f) for f in files] if files is not None else sorted(
-        Path("figures").glob("gpu-bench*.json"), key=lambda f: (f.stem != "gpu-bench", f.name))
+    """The GPU rows of ``files`` (default: :func:`gpu_report_files`) that hold training rates, and the
+    table's line naming their device, torch, date and file."""
+    paths = [Path(f) for f in files] if files is not None else gpu_report_files()
     reports = [(f, json.loads(f.read_text())) for f in paths if f.is_file()]
     reports = [(f, r) for f, r in reports if r.get("train_images_per_s")]
     if not reports:
