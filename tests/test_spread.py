@@ -11,6 +11,8 @@ def test_the_table_gives_mean_sd_min_and_max_over_seeds():
     assert "| sobel | can | 3 | 30.00 ± 1.00 | 29.00 – 31.00 | 0.900 ± 0.000 | 600 |  |" in markdown(rows)
     rows[0]["trivial_psnr"] = 10.89
     assert "| 600 | 10.89 |" in markdown(rows)
+    rows[0]["steps"] = 850  # a run the validation plateau stopped early
+    assert "| 0.900 ± 0.000 | 600 – 850 | 10.89 |" in markdown(rows)
 
 
 def test_unknown_filters_and_models_are_refused_before_training():

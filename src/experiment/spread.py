@@ -23,6 +23,11 @@ from src.cli import run_cli
 from src.io.tables import markdown_table, mean_sd, read_csv, write_csv
 
 
+def _span(values: list[int]) -> str:
+    """``600``, or ``850 – 1500`` when the runs differ."""
+    return str(values[0]) if min(values) == max(values) else f"{min(values)} – {max(values)}"
+
+
 def markdown(rows: list[dict]) -> str:
     from src.experiment.zoo import ZOO_STEPS
 
@@ -36,12 +41,13 @@ def markdown(rows: list[dict]) -> str:
         psnr = [r["psnr"] for r in runs]
         trivial = runs[0].get("trivial_psnr")
         table.append((flt, model, len(runs), mean_sd(psnr, 2), f"{min(psnr):.2f} – {max(psnr):.2f}",
-                      mean_sd([r["ssim"] for r in runs], 3), runs[0]["steps"],
+                      mean_sd([r["ssim"] for r in runs], 3), _span([r["steps"] for r in runs]),
                       "" if trivial is None else f"{trivial:.2f}"))
     lines = [markdown_table(["filter", "model", "seeds", "test PSNR (dB)", "min – max (dB)", "SSIM", "steps",
                              "trivial PSNR"], table, align="llrrrrrr")]
     lines += ["", "Mean ± sd (sample) over seeds; each run is the zoo's (" + ", ".join(
-        f"{m} {n}" for m, n in ZOO_STEPS.items()) + " optimiser steps, 1 thread), test split at native resolution; "
+        f"{m} {n}" for m, n in ZOO_STEPS.items()) + " optimiser steps, 1 thread; steps: those taken, fewer than the "
+              "budget where the validation plateau stopped a run), test split at native resolution; "
               "trivial PSNR = returning the input unchanged (RGB filters) or all zeros (gray ones), as in the zoo."]
     return "\n".join(lines) + "\n"
 
