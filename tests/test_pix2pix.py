@@ -224,6 +224,8 @@ def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
     assert math.isfinite(can["test_psnr"]) and can["settings"]["filter"] == "detail-enhance"
     compact = report["compact"]
     assert 0 < compact["predict_gpix_per_s"] and 0 < compact["network_gpix_per_s"] < 10
+    assert set(compact["predict_parts_ms"]) == {"upload", "upload_pinned", "kernel", "download", "nan_scan"}
+    assert all(v >= 0 for v in compact["predict_parts_ms"].values())
     assert report["not_run"] == {} and report["date"].endswith("UTC")
     md = (tmp_path / "gpu-bench.md").read_text()
     assert report["date"] in md and "do-nothing answer" in md and "CAN 4×3 on detail-enhance" in md

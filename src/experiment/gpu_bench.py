@@ -14,7 +14,7 @@
 3. The paper's CAN (width 24, depth 9, receptive field 257) on detail-enhance for a fixed number of steps
    (``CAN_RUN``); test PSNR/SSIM and the identity's PSNR beside it.
 4. The compact Sobel net (models/sobel.ckpt) on 4096x4096: gigapixels/s of the network on the GPU, and of
-   ``predict`` end to end (uint8 upload, the compiled kernel, float download).
+   ``predict`` end to end (uint8 upload, the compiled kernel, float download), with each part timed alone.
 5. The fused compact-net kernel (``src.inference.runtime.fused_torch`` through torch.compile, fp32 arithmetic)
    on a batch of 8 x 4096² uint8 images already on the GPU, float32 and uint8 out, against a plain torch
    Sobel (``sobel_magnitude`` on the same pixels) and the HBM bound: the device's copy bandwidth over the
@@ -125,7 +125,27 @@ def compact_gigapixels(cfg: dict) -> dict:
         t_net = timed(lambda: net(x))
     t_predict = timed(lambda: predict(net, rgb), repeats=5)  # on CUDA: the compiled fused kernel
     return {"size": f"{s}x{s}", "network_gpix_per_s": s * s / t_net / 1e9,
-            "predict_gpix_per_s": s * s / t_predict / 1e9}
+            "predict_gpix_per_s": s * s / t_predict / 1e9, "predict_ms": 1e3 * t_predict,
+            "predict_parts_ms": predict_parts(net, rgb, device, timed)}
+
+
+def predict_parts(net, rgb: np.ndarray, device: torch.device, timed) -> dict:
+    """Where ``predict``'s time goes on the device (ms each): the upload from pageable and from pinned
+    memory, the fused kernel on an image already there, the float32 download, and the NaN scan."""
+    from src.inference.runtime import compiled_fused_torch, fused_torch, fused_weights
+
+    weights = fused_weights(net)
+    fn = compiled_fused_torch() if device.type == "cuda" else fused_torch
+    host = torch.from_numpy(rgb)
+    pinned = host.pin_memory() if device.type == "cuda" else host
+    with torch.inference_mode():
+        x = host.to(device)[None]
+        y = fn(x, **weights)
+        out = y.cpu().numpy()
+        parts = {"upload": timed(lambda: host.to(device)), "upload_pinned": timed(lambda: pinned.to(device)),
+                 "kernel": timed(lambda: fn(x, **weights)), "download": timed(lambda: y.cpu()),
+                 "nan_scan": timed(lambda: np.isfinite(out).all())}
+    return {k: round(1e3 * v, 3) for k, v in parts.items()}
 
 
 def fused_gigapixels(cfg: dict) -> dict:
@@ -209,6 +229,9 @@ def md_lines(report: dict) -> list[str]:
     if c:
         lines.append(f"Compact net on {c['size']}: {c['network_gpix_per_s']:.2f} GP/s (network), "
                      f"{c['predict_gpix_per_s']:.3f} GP/s (predict, uint8 in -> float out).")
+        if c.get("predict_parts_ms"):
+            lines.append(f"predict's {c['predict_ms']:.1f} ms, by part (ms): " +
+                         ", ".join(f"{k} {v:.2f}" for k, v in c["predict_parts_ms"].items()) + ".")
     if report.get("fused"):
         lines += fused_lines(report["fused"], report["device"])
     for name, why in report["not_run"].items():
