@@ -106,5 +106,5 @@ def test_a_size_or_depth_sweep_over_seeds_gives_mean_sd_per_network():
              "steps": 600, "net_mps": 8.0, "seed": s} for s, p in enumerate((12.0, 13.0, 14.0))]
     table = markdown("size", rows, "600 optimiser steps")
     assert "| sobel | CAN 4x3 | 285 | 3 | 13.00 ± 1.00 | 0.500 ± 0.000 | 600 |" in table
-    assert "the zoo's recipe" in table and "no early stop" not in table
+    assert "the zoo's recipe" in table and "no early stop" not in table and "val gain" not in table
     assert "| sobel | CAN 4x3 | 285 | 12.00 |" in markdown("size", rows[:1], "600 optimiser steps")  # one seed: per run

@@ -89,13 +89,18 @@ def seed_table(rows: list[dict], budget: str, how: str | None = None) -> str:
         table.append((flt, label, runs[0]["params"], len(runs), mean_sd([r["psnr"] for r in runs], 2),
                       mean_sd([r["ssim"] for r in runs], 3), "/".join(sorted({str(r["steps"]) for r in runs})),
                       mean_sd(gains, 2) if gains else "", f"{runs[0]['net_mps']:.2f}"))
-    lines = [markdown_table(["filter", "network", "params", "seeds", "test PSNR (dB)", "SSIM", "steps",
-                             "val gain, 2nd half (dB)", "net MP/s"], table, align="llrrrrrrr"), ""]
+    header = ["filter", "network", "params", "seeds", "test PSNR (dB)", "SSIM", "steps", "val gain, 2nd half (dB)",
+              "net MP/s"]
+    plateau = any(r.get("val_gain_2nd_half") is not None for r in rows)
+    if not plateau:  # not measured in this sweep: no empty column
+        header.remove("val gain, 2nd half (dB)")
+        table = [t[:7] + t[8:] for t in table]
+    lines = [markdown_table(header, table, align="llrrrrrrr"[: len(header)]), ""]
     how = how or (f"no early stop: every run takes every step; learning rate x0.3 after {DEPTH_STEPS_TRAIN['lr_patience']} "
                   "validations without a new best, not the zoo's 2")
     lines.append(f"Each run: {budget} on the embedded data ({how}), test split at native resolution, borders included; "
-                 "mean ± sd (sample) over seeds. Val gain, 2nd half = best validation PSNR over the whole run minus "
-                 "the best in its first half: near 0, the depth had levelled off.")
+                 "mean ± sd (sample) over seeds." + (" Val gain, 2nd half = best validation PSNR over the whole run minus "
+                 "the best in its first half: near 0, the depth had levelled off." if plateau else ""))
     return "\n".join(lines) + "\n"
 
 
