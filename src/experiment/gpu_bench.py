@@ -202,6 +202,12 @@ def fused_lines(f: dict, device: str) -> list[str]:
             f"{f['max_abs_err_vs_eager']:.1e}. Device: {device}."]
 
 
+def run_name(key: str, settings: dict) -> str:
+    """``Pix2Pix ngf 64`` or ``CAN 24×9``: the network of a training section, from its settings."""
+    kw = settings["model_kwargs"]
+    return f"Pix2Pix ngf {kw['ngf']}" if key == "pix2pix" else f"CAN {kw['width']}×{kw['depth']}"
+
+
 def md_lines(report: dict) -> list[str]:
     """``figures/gpu-bench.md``: what ran, on what, when, and every figure with what it is measured against."""
     cfg, lines = report["config"], [f"Run {report['date']} on {report['device']} (torch {report['torch']}), "
@@ -216,10 +222,8 @@ def md_lines(report: dict) -> list[str]:
         r = report.get(key)
         if r:
             s = r["settings"]
-            title = (f"Pix2Pix, main.ipynb's `gpu` profile (ngf {s['model_kwargs']['ngf']}, {s['crop']}² crops, "
-                     f"batch {s['batch_size']})" if key == "pix2pix" else
-                     f"CAN {s['model_kwargs']['width']}×{s['model_kwargs']['depth']} on {s['filter']} "
-                     f"({s['crop']}² crops, batch {s['batch_size']})")
+            title = (f"Pix2Pix, main.ipynb's `gpu` profile (ngf {s['model_kwargs']['ngf']}, " if key == "pix2pix" else
+                     f"{run_name(key, s)} on {s['filter']} (") + f"{s['crop']}² crops, batch {s['batch_size']})"
             steps = (f"{r['steps'] // 2} batches (a generator and a discriminator step each)" if key == "pix2pix"
                      else f"{r['steps']} optimiser steps")
             lines.append(f"{title}: test PSNR {r['test_psnr']:.2f} dB, SSIM {r['test_ssim']:.4f} "
@@ -258,8 +262,7 @@ def summarize(figures: Path) -> str:
             r = report.get(key)
             if r:
                 s = r["settings"]
-                name = (f"Pix2Pix ngf {s['model_kwargs']['ngf']}, gpu profile" if key == "pix2pix" else
-                        f"CAN {s['model_kwargs']['width']}×{s['model_kwargs']['depth']}")
+                name = run_name(key, s) + (", gpu profile" if key == "pix2pix" else "")
                 budget = f"{s['max_time']:g} s" if key == "pix2pix" else f"{s['max_steps']} steps"
                 runs.append({"model": name, "filter": s["filter"], "budget": budget, "seed": s.get("seed", 0),
                              "steps": r["steps"], "train_s": r["train_seconds"], "psnr": r["test_psnr"],
@@ -328,7 +331,7 @@ def main(argv=None) -> int:
     device = torch.cuda.get_device_name() if cfg["accelerator"] != "cpu" else "cpu"
     report: dict = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                     "device": device, "torch": torch.__version__,
-                    "config": {k: v for k, v in cfg.items()}, "train_images_per_s": {}, "not_run": {}}
+                    "config": dict(cfg), "train_images_per_s": {}, "not_run": {}}
     t_start = time.time()
     out, work = Path(args.out), Path(args.work)
 
