@@ -45,10 +45,10 @@ folders:  ## data/{raw,interim,processed}, figures/, models/
 	$(PYTHON) setup.py
 
 train: install  ## default run: mirror-symmetric separable compact net, Sobel, embedded data, 150 steps (Adam + L-BFGS finish) -> models/sobel.ckpt
-	$(PYTHON) -m src.experiment.train --model compact --model-arg separable=True --model-arg symmetric=True --filter sobel --data skimage --output models/sobel.ckpt
+	$(PYTHON) -m src.training.train --model compact --model-arg separable=True --model-arg symmetric=True --filter sobel --data skimage --output models/sobel.ckpt
 
 train-autoencoder: install  ## the seed autoencoder, same data, its default 2000 Adam steps -> models/autoencoder.ckpt
-	$(PYTHON) -m src.experiment.train --model autoencoder --filter sobel --data skimage --output models/autoencoder.ckpt
+	$(PYTHON) -m src.training.train --model autoencoder --filter sobel --data skimage --output models/autoencoder.ckpt
 
 evaluate: install  ## test table, CSV and grid figure for the shipped checkpoints
 	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/sobel.ckpt
@@ -62,53 +62,53 @@ test-fast: install  ## the suite without the slow tests (browser, DDP, notebooks
 	$(PYTHON) -m pytest -q -m "not slow"
 
 bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel pipeline; a 100 MP tiled run
-	$(PYTHON) -m src.experiment.bench
-	$(PYTHON) -m src.experiment.bench --large 100 --tile 1024
+	$(PYTHON) -m src.bench.speed
+	$(PYTHON) -m src.bench.speed --large 100 --tile 1024
 
 bench-loader: install  ## training-loader crops/s, MB/s and peak memory on 5,000 generated 640x480 JPEGs (temp folder) -> figures/loader.md
-	$(PYTHON) -m src.experiment.loader_bench
+	$(PYTHON) -m src.bench.loader
 
 quantize: install  ## fp16 / bf16 / int8 copies of the shipped checkpoints: file size and test PSNR -> figures/quantize.{csv,md}
-	$(PYTHON) -m src.experiment.quantize
+	$(PYTHON) -m src.studies.quantize
 
 demo: install  ## the Gradio demo on http://127.0.0.1:7860
 	$(PYTHON) demo_gradio.py
 
 data: install  ## download + prepare a data set: make data NAME=mini-coco|cifar100|oxford-pets [SIZE=64|128|native] [FILTER=sobel]
 	@test -n "$(NAME)" || { echo "usage: make data NAME=mini-coco|cifar100|oxford-pets [SIZE=64|128|native] [FILTER=sobel]"; exit 2; }
-	$(PYTHON) -m src.dataset.download $(NAME)
-	$(PYTHON) -m src.dataset.prepare $(NAME) $(if $(SIZE),--size $(SIZE)) --filter $(or $(FILTER),sobel)
+	$(PYTHON) -m src.download.download $(NAME)
+	$(PYTHON) -m src.download.prepare $(NAME) $(if $(SIZE),--size $(SIZE)) --filter $(or $(FILTER),sobel)
 
 teach-target: install  ## Teach by example from one 768x512 pair: held-out photos PSNR, CPU seconds -> figures/teach.{md,csv}
-	$(PYTHON) -m src.experiment.teach_target
+	$(PYTHON) -m src.studies.teach_target
 
 zoo: install  ## every filter x {compact, CAN, seed AE}, a step budget each (48 runs, ZOO_STEPS) -> figures/zoo.{md,csv}
-	$(PYTHON) -m src.experiment.zoo --repeats 3
+	$(PYTHON) -m src.studies.zoo --repeats 3
 
 sweeps: install  ## params vs PSNR on Sobel (9 nets) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs), ZOO_STEPS each -> figures/sweep-*.{csv,md,png}
-	$(PYTHON) -m src.experiment.sweep size
-	$(PYTHON) -m src.experiment.sweep depth
+	$(PYTHON) -m src.studies.sweep size
+	$(PYTHON) -m src.studies.sweep depth
 
 figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~40 s)
 	$(PYTHON) -m src.reports.figures
 
 train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN, ngf 64) on one GPU -> models/pix2pix-gpu.ckpt (main.ipynb PROFILE=gpu)
-	$(PYTHON) -m src.experiment.train --model pix2pix --crop 128 --batch-size 32 --accelerator gpu --precision bf16-mixed --channels-last --num-workers 8 --max-steps 40000 --steps-per-epoch 500 --output models/pix2pix-gpu.ckpt --quiet
+	$(PYTHON) -m src.training.train --model pix2pix --crop 128 --batch-size 32 --accelerator gpu --precision bf16-mixed --channels-last --num-workers 8 --max-steps 40000 --steps-per-epoch 500 --output models/pix2pix-gpu.ckpt --quiet
 
 train-pix2pix-cpu: install  ## the shipped models/pix2pix.ckpt: ngf 16, 128² crops, batch 8, 9,000 batches on 1 CPU thread (~50 min; RESUME=1 continues it)
-	$(PYTHON) -m src.experiment.train --model pix2pix --model-arg ngf=16 --crop 128 --batch-size 8 --max-steps 18000 --steps-per-epoch 500 --output models/pix2pix.ckpt --threads 1 --quiet $(if $(RESUME),--resume)
+	$(PYTHON) -m src.training.train --model pix2pix --model-arg ngf=16 --crop 128 --batch-size 8 --max-steps 18000 --steps-per-epoch 500 --output models/pix2pix.ckpt --threads 1 --quiet $(if $(RESUME),--resume)
 
 notebook: install  ## main.ipynb top to bottom: PROFILE=cpu (default: loads the shipped run's checkpoint, or trains it), smoke (CI, minutes) or gpu
 	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace main.ipynb --ExecutePreprocessor.timeout=3600
 
 gpu-bench: install  ## GPU figures in <= 8 min (Pix2Pix knobs and gpu profile, CAN 24x9, compact-net GP/s) -> figures/gpu-bench.{json,md}
-	$(PYTHON) -m src.experiment.gpu_bench
+	$(PYTHON) -m src.bench.gpu
 
 knobs: install  ## each speed knob's measured speed-up on this CPU (+ GPU rows from gpu-bench) -> figures/knobs.{csv,md}
-	$(PYTHON) -m src.experiment.knobs
+	$(PYTHON) -m src.bench.knobs
 
 knobs-threads: install  ## training at 1 vs 2 threads, idle and with one core busy (the default's evidence) -> figures/knobs-threads.{csv,md}
-	$(PYTHON) -m src.experiment.knobs --only threads --out figures/knobs-threads
+	$(PYTHON) -m src.bench.knobs --only threads --out figures/knobs-threads
 
 ablation-gan: install  ## L1 only vs GAN + L1: same U-Net, optimiser, schedule, crops and steps, λ 100 and 10, 3 seeds each (9 runs, ~25 min on a quiet core) -> figures/ablation-gan.{csv,md,png}
-	$(PYTHON) -m src.experiment.ablation_gan --arms l1 gan gan-l10 --seeds 0 1 2 --batches 600 --threads 1
+	$(PYTHON) -m src.studies.ablation_gan --arms l1 gan gan-l10 --seeds 0 1 2 --batches 600 --threads 1

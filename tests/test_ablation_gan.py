@@ -1,10 +1,10 @@
-"""The GAN ablation (src.experiment.ablation_gan): its arms differ only in the generator's loss."""
+"""The GAN ablation (src.studies.ablation_gan): its arms differ only in the generator's loss."""
 import csv
 
 import pytest
 import torch
 
-from src.experiment.ablation_gan import ARMS, LOSS_KEYS, lightning_checkpoint, main
+from src.studies.ablation_gan import ARMS, LOSS_KEYS, lightning_checkpoint, main
 
 TINY = ["--crop", "32", "--ngf", "4", "--batch-size", "2", "--batches", "2", "--seeds", "0"]
 
@@ -53,5 +53,5 @@ def test_the_study_writes_a_row_per_run_and_a_mean_sd_table_with_the_zero_baseli
 def test_an_unknown_arm_is_refused_in_one_line(tmp_path):
     from .conftest import run_module
 
-    res = run_module("src.experiment.ablation_gan", "--arms", "wgan", "--work", str(tmp_path), "--out", str(tmp_path))
+    res = run_module("src.studies.ablation_gan", "--arms", "wgan", "--work", str(tmp_path), "--out", str(tmp_path))
     assert res.returncode == 2 and res.stderr.strip() == "error: unknown arm 'wgan'; available: l1, gan, gan-l10"

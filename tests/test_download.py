@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.dataset import download
-from src.dataset.catalog import DATASETS, DataSet
-from src.dataset.download import fetch, mirror_url
+from src.download import download
+from src.download.catalog import DATASETS, DataSet
+from src.download.download import fetch, mirror_url
 from src.errors import UserError
 from tests.conftest import run_module
 
@@ -209,7 +209,7 @@ def test_mirror_url_keeps_host_path_and_query():
 
 def test_offline_fails_with_one_line_within_30_seconds(tmp_path):
     start = time.monotonic()
-    result = run_module("src.dataset.download", "cifar100", "--root", str(tmp_path),
+    result = run_module("src.download.download", "cifar100", "--root", str(tmp_path),
                         "--mirror", f"http://127.0.0.1:{_closed_port()}", timeout=60)
     assert time.monotonic() - start < 30
     assert result.returncode == 2

@@ -43,7 +43,7 @@ def test_figures_of_long_runs_are_replotted_from_their_csv(tmp_path):
 def test_missing_inputs_are_skipped_with_the_command_that_makes_them(tmp_path, capsys):
     assert main(["--out", str(tmp_path), "--only", "sweeps", "speed"]) == 0
     out = capsys.readouterr().out
-    assert "python -m src.experiment.sweep size" in out and "make zoo" in out and "0 figure groups written" in out
+    assert "python -m src.studies.sweep size" in out and "make zoo" in out and "0 figure groups written" in out
 
 
 def test_out_must_be_a_folder(tmp_path):

@@ -1,10 +1,10 @@
-"""The speed-knob table (src.experiment.knobs): every knob measured as a pair, written as CSV and Markdown."""
+"""The speed-knob table (src.bench.knobs): every knob measured as a pair, written as CSV and Markdown."""
 import csv
 import math
 
 import pytest
 
-from src.experiment.knob_table import Row, format_rate, format_speedup, gpu_rows, speedup, to_csv, to_markdown
+from src.bench.knob_table import Row, format_rate, format_speedup, gpu_rows, speedup, to_csv, to_markdown
 
 from .conftest import run_module
 
@@ -14,7 +14,7 @@ CPU_KNOBS = {"threads", "channels_last", "no_grad", "inference_mode", "bf16", "c
 
 @pytest.mark.slow
 def test_quick_run_measures_every_knob_and_no_row_failed(tmp_path):
-    res = run_module("src.experiment.knobs", "--quick", "--threads", "1", "--out", str(tmp_path / "knobs"),
+    res = run_module("src.bench.knobs", "--quick", "--threads", "1", "--out", str(tmp_path / "knobs"),
                      "--gpu-json", str(tmp_path / "absent.json"), timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = list(csv.DictReader((tmp_path / "knobs.csv").open()))
@@ -41,7 +41,7 @@ def test_compiled_can_equals_eager_within_tolerance():
     import torch
 
     from src.models.can import ContextAggregationNet
-    from src.experiment.knobs import COMPILE_TOLERANCE
+    from src.bench.knobs import COMPILE_TOLERANCE
 
     torch.manual_seed(0)
     net, x = ContextAggregationNet(width=4, depth=3).eval(), torch.rand(1, 3, 24, 20)
@@ -72,7 +72,7 @@ def test_gpu_bench_json_becomes_gpu_rows_against_fp32_without_knobs():
 def test_gpu_only_keeps_the_measured_cpu_rows_and_adds_every_gpu_report(tmp_path):
     import json
 
-    from src.experiment.knobs import main
+    from src.bench.knobs import main
 
     cpu = [Row("CPU", "bf16", "MP/s", "m", 4.0, 10.0, "note, with a comma"), Row("CPU", "compile", "MP/s", "m", None, None)]
     stem = tmp_path / "knobs"
@@ -94,7 +94,7 @@ def test_gpu_only_keeps_the_measured_cpu_rows_and_adds_every_gpu_report(tmp_path
 
 def test_out_below_a_file_exits_2_with_one_line_before_measuring(tmp_path):
     (tmp_path / "file.txt").write_text("not a folder")
-    res = run_module("src.experiment.knobs", "--quick", "--out", str(tmp_path / "file.txt" / "knobs"), timeout=60)
+    res = run_module("src.bench.knobs", "--quick", "--out", str(tmp_path / "file.txt" / "knobs"), timeout=60)
     assert res.returncode == 2
     assert res.stderr.strip().startswith("error:") and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "is a file, not a folder" in res.stderr and not list(tmp_path.glob("**/*.csv"))

@@ -14,14 +14,18 @@ LAYERS = [
     {"cli", "threads"},
     {"io"},
     {"filters"},
+    {"download"},
     {"dataset"},
     {"models"},
     {"inference"},
     {"evaluation"},
-    {"experiment"},
+    {"training"},
     {"reports"},
-    {"demo", "testing"},
+    {"studies", "bench"},
+    {"demo", "testing", "experiment"},  # experiment and testing: the old paths, thin shims
 ]
+MAX_PACKAGE_LINES = 1500
+MAX_TRAINING_LINES = 1000
 MAX_LINES = 450
 
 
@@ -131,6 +135,67 @@ def test_the_data_commands_and_src_dataset_start_without_torch():
     import subprocess
     import sys
 
-    code = "import sys, src.dataset, src.dataset.download, src.cli, src.io.tables; print('torch' in sys.modules)"
+    code = "import sys, src.dataset, src.download.download, src.cli, src.io.tables; print('torch' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "False", res.stderr
+
+
+def package_lines(package: str) -> int:
+    return sum(len(p.read_text().splitlines()) for p in (SRC / package).rglob("*.py"))
+
+
+def test_no_package_is_too_large_to_read_in_one_sitting():
+    large = {p.name: n for p in SRC.iterdir() if p.is_dir() and (n := package_lines(p.name)) > MAX_PACKAGE_LINES}
+    assert not large, f"packages over {MAX_PACKAGE_LINES} lines: {large}"
+
+
+def test_training_stays_small_enough_for_a_newcomer():
+    assert package_lines("training") <= MAX_TRAINING_LINES
+
+
+def test_studies_and_benchmarks_do_not_import_each_other():
+    crossed = [f"{m} -> {i}" for m, deps in GRAPH.items() for i in deps
+               if {m.split(".")[1], i.split(".")[1]} == {"studies", "bench"}]
+    assert not crossed, crossed
+
+
+def test_nothing_in_src_imports_the_old_experiment_paths():
+    users = [f"{m} -> {i}" for m, deps in GRAPH.items() if not m.startswith("src.experiment")
+             for i in deps if i.startswith("src.experiment")]
+    assert not users, users
+
+
+OLD_PATHS = {  # what the README, notebooks and users' scripts were taught before the split
+    "src.experiment.train": ("src.training.train", "train"),
+    "src.experiment.config": ("src.training.config", "TrainConfig"),
+    "src.experiment.teach": ("src.training.teach", "teach"),
+    "src.experiment.zoo": ("src.studies.zoo", "run_one"),
+    "src.experiment.sweep": ("src.studies.sweep", "main"),
+    "src.experiment.bench": ("src.bench.speed", "main"),
+    "src.experiment.gpu_bench": ("src.bench.gpu", "main"),
+    "src.experiment.knobs": ("src.bench.knobs", "main"),
+}
+
+
+@pytest.mark.parametrize("old", sorted(OLD_PATHS))
+def test_an_old_module_path_is_the_new_module(old):
+    import importlib
+
+    new, name = OLD_PATHS[old]
+    assert getattr(importlib.import_module(old), name) is getattr(importlib.import_module(new), name)
+
+
+def test_every_old_experiment_module_is_a_thin_shim():
+    for path in (SRC / "experiment").glob("*.py"):
+        if path.name != "__init__.py":
+            assert len(path.read_text().splitlines()) <= 13, f"{path.name} is more than a shim"
+
+
+def test_an_old_command_path_still_runs():
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-W", "default", "-m", "src.experiment.train", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0 and "usage:" in res.stdout, res.stderr
+    assert "RuntimeWarning" not in res.stderr, res.stderr

@@ -2,7 +2,7 @@
 import numpy as np
 
 from src.dataset.streaming import decode
-from src.experiment.loader_bench import loader_row, markdown, synthetic_folder
+from src.bench.loader import loader_row, markdown, synthetic_folder
 
 
 def test_synthetic_folder_holds_n_native_640x480_jpegs_that_differ(tmp_path):
@@ -22,9 +22,9 @@ def test_the_report_states_both_memory_measures_and_the_decode_limit():
     rows = [{"cached": False, "workers": 2, "train_images": 10, "first_batch_s": 1.0, "crops_per_s": 200.0,
              "peak_rss_mb": 1800.0, "peak_pss_mb": 600.0}]
     train = {"first_s": 20.0, "wall_s": 80.0, "steps": 40, "peak_rss_mb": 3000.0, "peak_pss_mb": 900.0,
-             "command": "python -m src.experiment.train", "data_line": "data: ..."}
+             "command": "python -m src.training.train", "data_line": "data: ..."}
     info = {"images": 10, "size": "640x480", "crop": 128, "batch_size": 32, "cache_images": 5, "decode_ms": 2.0,
-            "file_kb": 68.0, "decoded_mb": 0.88, "command": "python -m src.experiment.loader_bench", "cores": 1,
+            "file_kb": 68.0, "decoded_mb": 0.88, "command": "python -m src.bench.loader", "cores": 1,
             "machine": "1 of 2 cores", "load": ""}
     text = markdown(rows, train, info)
     assert "| streamed | 2 | 10 | 1.0 | 200 | 200 | 13.3 | 176 | 1,800 | 600 |" in text

@@ -41,7 +41,7 @@ def test_psnr_by_size_evaluates_each_size_at_native_resolution(photo):
     from src.dataset import NamedImage
     from src.filters import get_filter
     from src.models import exact_sobel_net
-    from src.experiment.sizes import psnr_by_size
+    from src.studies.sizes import psnr_by_size
 
     rows = psnr_by_size(exact_sobel_net(), get_filter("sobel"), [NamedImage("a", photo)], sizes=((7, 5), (64, 33)))
     assert [r["size"] for r in rows] == ["7x5", "64x33"]

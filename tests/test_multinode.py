@@ -27,7 +27,7 @@ def test_two_nodes_over_gloo_train_on_disjoint_shards_and_the_checkpoint_evaluat
     def node(rank: int) -> subprocess.Popen:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                "--node-rank", str(rank), "--master-addr", "127.0.0.1", "--master-port", str(port),
-               "-m", "src.experiment.train", "--strategy", "ddp", "--num-nodes", "2", "--devices", "1",
+               "-m", "src.training.train", "--strategy", "ddp", "--num-nodes", "2", "--devices", "1",
                "--data", str(folder), "--max-steps", "10", "--steps-per-epoch", "5", "--finish-after", "6",
                "--crop", "24", "--batch-size", "4", "--logger", "none", "--quiet",
                "--output", str(tmp_path / "m.ckpt"), "--run-dir", str(tmp_path / "runs")]

@@ -69,7 +69,7 @@ def test_pairs_data_module_crops_input_and_target_at_the_same_place(tmp_path, rn
 def test_train_command_refuses_bad_pair_folders_before_training(tmp_path, rng):
     src, dst = make_pairs(tmp_path, rng)
     (src / "b.png").unlink()
-    res = run_module("src.experiment.train", "--pairs", str(src), str(dst), "--max-steps", "1", timeout=120)
+    res = run_module("src.training.train", "--pairs", str(src), str(dst), "--max-steps", "1", timeout=120)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [f"error: --pairs: 1 output(s) without an input in {src} (b)"]
 
@@ -134,7 +134,7 @@ def test_shipped_gpu_can_scores_here_what_it_recorded_on_the_gpu():
     this CPU the test score its training recorded there, far above returning the input."""
     from src.dataset.sources import load_split
     from src.evaluation.evaluate import checkpoint_filter, evaluate_images
-    from src.experiment.zoo import trivial_psnr
+    from src.studies.zoo import trivial_psnr
 
     from .conftest import ROOT
 

@@ -133,7 +133,7 @@ def test_a_wrong_channel_checkpoint_is_a_clear_error(tmp_path):
 def trained_pix2pix(tmp_path_factory):
     """A Pix2Pix checkpoint from the real training command (a short CPU run at 64x64)."""
     out = tmp_path_factory.mktemp("pix2pix")
-    res = run_module("src.experiment.train", "--model", "pix2pix", "--crop", "64", "--batch-size", "4",
+    res = run_module("src.training.train", "--model", "pix2pix", "--crop", "64", "--batch-size", "4",
                      "--model-arg", "ngf=8", "--lr", "1e-3", "--steps-per-epoch", "20", "--max-steps", "120",
                      "--output", str(out / "p.ckpt"), "--run-dir", str(out / "runs"), "--quiet")
     assert res.returncode == 0, res.stderr[-2000:]
@@ -152,7 +152,7 @@ def test_train_command_trains_pix2pix_into_a_loadable_checkpoint(trained_pix2pix
 
 
 def test_train_command_trains_the_l1_only_unet(tmp_path):
-    res = run_module("src.experiment.train", "--model", "unet", "--crop", "32", "--batch-size", "2",
+    res = run_module("src.training.train", "--model", "unet", "--crop", "32", "--batch-size", "2",
                      "--model-arg", "ngf=4", "--max-steps", "2", "--steps-per-epoch", "2", "--no-test",
                      "--output", str(tmp_path / "u.ckpt"), "--run-dir", str(tmp_path / "runs"), "--quiet")
     assert res.returncode == 0, res.stderr[-2000:]
@@ -163,7 +163,7 @@ def test_train_command_trains_the_l1_only_unet(tmp_path):
                     reason="needs torch.distributed with the gloo backend")
 @pytest.mark.slow
 def test_ddp_on_cpu_with_two_processes_runs_two_steps(tmp_path):
-    res = run_module("src.experiment.train", "--model", "pix2pix", "--accelerator", "cpu", "--devices", "2",
+    res = run_module("src.training.train", "--model", "pix2pix", "--accelerator", "cpu", "--devices", "2",
                      "--strategy", "ddp", "--crop", "32", "--batch-size", "2", "--model-arg", "ngf=4",
                      "--max-steps", "4", "--steps-per-epoch", "2", "--no-test", "--logger", "none",
                      "--output", str(tmp_path / "ddp.ckpt"), "--run-dir", str(tmp_path / "runs"), "--quiet",
@@ -203,7 +203,7 @@ def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
     from .conftest import ROOT
 
     t0 = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "src.experiment.gpu_bench", "--tiny", "--out", str(tmp_path), "--work",
+    res = subprocess.run([sys.executable, "-m", "src.bench.gpu", "--tiny", "--out", str(tmp_path), "--work",
                           str(tmp_path / "work")], cwd=ROOT, capture_output=True, text=True, timeout=240)
     wall = time.monotonic() - t0
     assert res.returncode == 0, res.stderr[-3000:]
@@ -229,7 +229,7 @@ def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
     assert report["not_run"] == {} and report["date"].endswith("UTC")
     md = (tmp_path / "gpu-bench.md").read_text()
     assert report["date"] in md and "do-nothing answer" in md and "CAN 4×3 on detail-enhance" in md
-    from src.experiment.gpu_bench import summarize
+    from src.bench.gpu import summarize
 
     table = summarize(tmp_path)  # the GPU results table, from the same JSON
     assert f"| CAN 4×3 | detail-enhance | 6 steps | 1 | {can['test_psnr']:.2f} |" in table
@@ -239,7 +239,7 @@ def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
 def test_committed_gpu_runs_table_is_the_summary_of_the_committed_gpu_reports(tmp_path):
     import shutil
 
-    from src.experiment.gpu_bench import summarize
+    from src.bench.gpu import summarize
 
     from .conftest import ROOT
 
@@ -254,7 +254,7 @@ def test_gpu_bench_trains_main_notebooks_gpu_profile():
 
     import nbformat
 
-    from src.experiment.gpu_bench import GPU_PROFILE
+    from src.bench.gpu import GPU_PROFILE
 
     from .conftest import ROOT
 
@@ -275,7 +275,7 @@ def test_gpu_bench_trains_main_notebooks_gpu_profile():
 def test_gpu_bench_skips_what_its_budget_cannot_cover_and_says_so(tmp_path):
     import json
 
-    from src.experiment import gpu_bench
+    from src.bench import gpu as gpu_bench
 
     assert gpu_bench.main(["--tiny", "--budget", "0", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "gpu-bench.json").read_text())

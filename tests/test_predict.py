@@ -76,3 +76,15 @@ def test_bad_tile_and_backend_are_refused(photo):
         predict(exact_sobel_net(), photo, tile=0)
     with pytest.raises(UserError, match="opencv backend runs CompactNet"):
         predict(SeedAutoencoder().eval(), photo, backend="opencv")
+
+
+def test_the_readme_import_of_predict_is_callable_in_a_fresh_process_before_and_after_the_module_loads():
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from src.inference import predict as a; import src.inference.predict; "
+            "from src.inference import predict as b; from src.inference.predict import predict as c; "
+            "from src.models import exact_sobel_net; net, rgb = exact_sobel_net(), np.zeros((3, 4, 3), np.uint8); "
+            "print(a(net, rgb).shape, b(net, rgb).shape, c(net, rgb).shape)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.stdout.strip() == "(3, 4) (3, 4) (3, 4)", res.stderr

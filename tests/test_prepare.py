@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from src.dataset import download, prepare
-from src.dataset.catalog import DATASETS
+from src.download import download, prepare
+from src.download.catalog import DATASETS
 from src.dataset.datamodule import FilterDataModule
-from src.dataset.prepare import cache_key, fit_size, iter_pairs, prepare_interim, prepare_processed
+from src.download.prepare import cache_key, fit_size, iter_pairs, prepare_interim, prepare_processed
 from src.dataset.sources import folder_images, load_split
 from src.errors import UserError
 from src.filters import get_filter
@@ -204,7 +204,7 @@ def test_data_module_prepares_on_the_fly_when_nothing_is_prepared(host, monkeypa
 
 
 def test_data_set_not_downloaded_says_how_to_get_it(data_root):
-    with pytest.raises(UserError, match=r"cifar100 is not downloaded .* `python -m src.dataset.download cifar100`"):
+    with pytest.raises(UserError, match=r"cifar100 is not downloaded .* `python -m src.download.download cifar100`"):
         load_split("cifar100", "train")
 
 

@@ -91,7 +91,7 @@ def test_training_mode_and_other_networks_are_left_to_torch():
 def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
     from .conftest import run_module
 
-    res = run_module("src.experiment.bench", "--sizes", "0.01", "--repeats", "1", "--no-compile", "--copy-mb", "8",
+    res = run_module("src.bench.speed", "--sizes", "0.01", "--repeats", "1", "--no-compile", "--copy-mb", "8",
                      "--out", str(tmp_path / "b"))
     assert res.returncode == 0, res.stderr[-2000:]
     md = (tmp_path / "b.md").read_text()

@@ -1,8 +1,8 @@
-"""Seeds and spreads (src.experiment.spread): the table's mean ± sd and its argument checks (no training)."""
+"""Seeds and spreads (src.studies.spread): the table's mean ± sd and its argument checks (no training)."""
 import pytest
 
 from src.errors import UserError
-from src.experiment.spread import main, markdown
+from src.studies.spread import main, markdown
 
 
 def test_the_table_gives_mean_sd_min_and_max_over_seeds():

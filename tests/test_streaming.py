@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from src.dataset import download, prepare
-from src.dataset.catalog import DATASETS
+from src.download import download, prepare
+from src.download.catalog import DATASETS
 from src.dataset.datamodule import FilterDataModule, RandomCrops
 from src.dataset.sources import folder_images
 from src.dataset.streaming import LazyImages, RankShard, StreamingCrops, open_splits, scan

@@ -2,7 +2,7 @@
 import pytest
 
 from src.errors import UserError
-from src.experiment.sweep import depth_runs, main, markdown, size_runs, smallest_reaching, write_outputs
+from src.studies.sweep import depth_runs, main, markdown, size_runs, smallest_reaching, write_outputs
 from src.io.tables import read_csv
 
 
@@ -74,7 +74,7 @@ def test_runs_are_picked_by_label_and_unknown_labels_are_refused(tmp_path):
 
 
 def test_depth_at_equal_steps_covers_two_non_local_filters_at_five_depths_without_early_stop():
-    from src.experiment.sweep import DEPTH_STEPS, DEPTH_STEPS_TRAIN, runs_for
+    from src.studies.sweep import DEPTH_STEPS, DEPTH_STEPS_TRAIN, runs_for
 
     runs = runs_for("depth-steps")
     assert len(runs) == 10 and {f for f, *_ in runs} == {"edge-preserving", "detail-enhance"}

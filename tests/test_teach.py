@@ -1,4 +1,4 @@
-"""Teach by example (src/experiment/teach.py): one before/after pair in, a checkpoint and held-out scores out."""
+"""Teach by example (src/training/teach.py): one before/after pair in, a checkpoint and held-out scores out."""
 import threading
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from src.errors import UserError
-from src.experiment.teach import MAX_STEPS, check_pair, holdout_row, teach
+from src.training.teach import MAX_STEPS, check_pair, holdout_row, teach
 from src.filters import get_filter
 from src.models import load_model, read_checkpoint
 from src.evaluation.metrics import psnr

@@ -62,7 +62,7 @@ def test_embedded_splits_never_share_an_image():
 def trained(tmp_path_factory) -> Path:
     """A checkpoint made by the real training command (a few steps)."""
     out = tmp_path_factory.mktemp("train")
-    res = run_module("src.experiment.train", "--max-steps", "6", "--steps-per-epoch", "2", "--crop", "32",
+    res = run_module("src.training.train", "--max-steps", "6", "--steps-per-epoch", "2", "--crop", "32",
                      "--batch-size", "4", "--output", str(out / "sobel.ckpt"), "--run-dir", str(out / "runs"), "--quiet")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "mean" in res.stdout and "zero" in res.stdout  # the test table
@@ -104,9 +104,9 @@ def test_predict_command_on_a_folder_keeps_sizes(trained, tmp_path, photo):
 
 @pytest.mark.parametrize("args, message", [
     (["src.inference.predict", "--checkpoint", "nope.ckpt", "--input", "x", "--output", "y"], "nope.ckpt: no such checkpoint"),
-    (["src.experiment.train", "--filter", "sobell", "--max-steps", "1"], "unknown filter 'sobell'"),
-    (["src.experiment.train", "--data", "/no/such/dir", "--max-steps", "1"], "--data '/no/such/dir': not 'skimage'"),
-    (["src.experiment.train", "--model", "resnet", "--max-steps", "1"], "unknown model 'resnet'"),
+    (["src.training.train", "--filter", "sobell", "--max-steps", "1"], "unknown filter 'sobell'"),
+    (["src.training.train", "--data", "/no/such/dir", "--max-steps", "1"], "--data '/no/such/dir': not 'skimage'"),
+    (["src.training.train", "--model", "resnet", "--max-steps", "1"], "unknown model 'resnet'"),
     (["src.evaluation.evaluate", "--checkpoint", "setup.py"], "not a readable checkpoint"),
 ])
 def test_bad_command_lines_fail_with_one_line(args, message, tmp_path):

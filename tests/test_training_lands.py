@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from src.experiment.train import build_parser, config_from_args, train
+from src.training.config import TrainConfig
+from src.training.train import train
 from src.models import read_checkpoint
 
 from .conftest import ROOT, run_module
@@ -17,11 +18,12 @@ from .conftest import ROOT, run_module
 # A tiny run: 4 validations of 10 steps, the finish from step 20 (crops 32 px, batches of 8).
 TINY = ["--max-steps", "40", "--steps-per-epoch", "10", "--finish-after", "20", "--crop", "32", "--batch-size", "8",
         "--logger", "none", "--no-test", "--quiet"]
+TINY_CONFIG = dict(max_steps=40, steps_per_epoch=10, finish_after=20, crop=32, batch_size=8, logger="none", test=False,
+                   quiet=True)
 
 
-def tiny_args(tmp: Path, *extra: str, name: str = "m"):
-    args = build_parser().parse_args([*TINY, "--output", str(tmp / f"{name}.ckpt"), "--run-dir", str(tmp / "runs"), *extra])
-    return config_from_args(args)
+def tiny_config(tmp: Path, name: str = "m", **changes) -> TrainConfig:
+    return TrainConfig(**(TINY_CONFIG | dict(output=str(tmp / f"{name}.ckpt"), run_dir=str(tmp / "runs")) | changes))
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -36,15 +38,15 @@ def assert_identical(a: Path, b: Path) -> None:
 
 
 def test_same_command_and_seed_give_bit_identical_weights(tmp_path):
-    train(tiny_args(tmp_path, name="a"))
-    train(tiny_args(tmp_path, name="b"))
+    train(tiny_config(tmp_path, name="a"))
+    train(tiny_config(tmp_path, name="b"))
     assert_identical(tmp_path / "a.ckpt", tmp_path / "b.ckpt")
-    train(tiny_args(tmp_path, "--seed", "1", name="c"))
+    train(tiny_config(tmp_path, name="c", seed=1))
     assert not all(torch.equal(x, y) for x, y in zip(weights(tmp_path / "a.ckpt").values(), weights(tmp_path / "c.ckpt").values()))
 
 
 def test_the_budget_is_steps_and_the_finish_is_a_logged_stage(tmp_path):
-    res = train(tiny_args(tmp_path, "--logger", "csv"))
+    res = train(tiny_config(tmp_path, logger="csv"))
     assert res["steps"] == 40 and res["stopped_by"] == "step budget" and res["finish_start"] == 20
     info = read_checkpoint(tmp_path / "m.ckpt")["info"]
     assert info["steps"] == 40 and info["finish"] == "lbfgs" and info["stopped_by"] == "step budget"
@@ -55,13 +57,13 @@ def test_the_budget_is_steps_and_the_finish_is_a_logged_stage(tmp_path):
 
 
 def test_the_lbfgs_finish_beats_adam_alone_at_equal_steps(tmp_path):
-    adam = train(tiny_args(tmp_path, "--finish", "none", "--max-steps", "60", name="adam"))
-    lbfgs = train(tiny_args(tmp_path, "--max-steps", "60", name="lbfgs"))
+    adam = train(tiny_config(tmp_path, name="adam", finish="none", max_steps=60))
+    lbfgs = train(tiny_config(tmp_path, name="lbfgs", max_steps=60))
     assert lbfgs["best_val_psnr"] > adam["best_val_psnr"] + 10, (lbfgs["best_val_psnr"], adam["best_val_psnr"])
 
 
 def test_a_time_cap_that_cuts_the_run_says_so(tmp_path):
-    res = run_module("src.experiment.train", *TINY[2:], "--max-steps", "100000", "--max-time", "2",
+    res = run_module("src.training.train", *TINY[2:], "--max-steps", "100000", "--max-time", "2",
                      "--output", str(tmp_path / "m.ckpt"), "--run-dir", str(tmp_path / "runs"))
     assert res.returncode == 0, res.stderr[-2000:]
     assert "stopped by the time cap (2 s) after" in res.stdout and "of 100000 steps" in res.stdout
@@ -69,7 +71,7 @@ def test_a_time_cap_that_cuts_the_run_says_so(tmp_path):
 
 
 def test_a_diverging_run_stops_in_one_line_and_writes_no_checkpoint(tmp_path):
-    res = run_module("src.experiment.train", *TINY, "--finish", "none", "--lr", "1e30",
+    res = run_module("src.training.train", *TINY, "--finish", "none", "--lr", "1e30",
                      "--output", str(tmp_path / "m.ckpt"), "--run-dir", str(tmp_path / "runs"))
     assert res.returncode == 2
     assert "training diverged at step" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
@@ -91,7 +93,7 @@ KINDS = {"compact": [], "autoencoder": ["--model", "autoencoder"],
 
 def start(tmp: Path, name: str, *extra: str, kind: str = "compact") -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "src.experiment.train", *RESUMABLE, *KINDS[kind], "--output", str(tmp / f"{name}.ckpt"),
+    cmd = [sys.executable, "-m", "src.training.train", *RESUMABLE, *KINDS[kind], "--output", str(tmp / f"{name}.ckpt"),
            "--run-dir", str(tmp / "runs"), *extra]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -166,17 +168,17 @@ def test_ctrl_c_saves_a_resumable_checkpoint_that_resumes_to_the_same_weights(tm
 
 
 def test_resume_without_a_checkpoint_fails_in_one_line(tmp_path):
-    res = run_module("src.experiment.train", *TINY, "--resume", "--output", str(tmp_path / "m.ckpt"),
+    res = run_module("src.training.train", *TINY, "--resume", "--output", str(tmp_path / "m.ckpt"),
                      "--run-dir", str(tmp_path / "runs"))
     assert res.returncode == 2 and "--resume: no checkpoint to resume from at" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
 
 
 def test_resume_refuses_another_runs_checkpoint_and_overwrites_nothing(tmp_path):
-    train(tiny_args(tmp_path))
+    train(tiny_config(tmp_path))
     last = tmp_path / "runs" / "m" / "checkpoints" / "last.ckpt"
     before = (last.read_bytes(), (tmp_path / "m.ckpt").read_bytes())
-    res = run_module("src.experiment.train", *TINY, "--resume", "--model-arg", "kernel_size=7", "--seed", "3",
+    res = run_module("src.training.train", *TINY, "--resume", "--model-arg", "kernel_size=7", "--seed", "3",
                      "--output", str(tmp_path / "m.ckpt"), "--run-dir", str(tmp_path / "runs"))
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
     assert "is from a different run: model_kwargs {} there, {'kernel_size': 7} here; seed 0 there, 3 here" in res.stderr
@@ -187,7 +189,7 @@ def test_resume_refuses_a_corrupt_checkpoint_naming_it(tmp_path):
     last = tmp_path / "runs" / "m" / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
     last.write_bytes(b"PK\x03\x04 truncated")
-    res = run_module("src.experiment.train", *TINY, "--resume", "--output", str(tmp_path / "m.ckpt"),
+    res = run_module("src.training.train", *TINY, "--resume", "--output", str(tmp_path / "m.ckpt"),
                      "--run-dir", str(tmp_path / "runs"))
     assert res.returncode == 2 and f"--resume: {last} is corrupt or not a checkpoint" in res.stderr
     assert last.read_bytes() == b"PK\x03\x04 truncated"
@@ -202,8 +204,8 @@ def test_default_threads_follow_the_cores_this_process_may_use():
 
 def test_a_checkpoint_saved_before_the_gan_weight_existed_still_resumes_as_gan_weight_one(tmp_path):
     from src.errors import UserError
-    from src.experiment.config import TrainConfig
-    from src.experiment.train import resume_state
+    from src.training.config import TrainConfig
+    from src.training.train import resume_state
 
     settings = TrainConfig(model="pix2pix", crop=32).resolved().run_settings()
     last = tmp_path / "last.ckpt"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from src.errors import UserError
-from src.experiment.zoo import main, markdown_table, model_args
+from src.studies.zoo import main, markdown_table, model_args
 from src.evaluation.kernels import cosine_similarity, effective_kernel, plot_kernels
 from src.filters import get_filter
 from src.filters.functional import BT601
@@ -60,7 +60,7 @@ def test_zoo_refuses_unknown_filters_and_models_before_training():
 
 
 def test_shards_merge_into_one_table_in_zoo_order(tmp_path):
-    from src.experiment.zoo import write_table
+    from src.studies.zoo import write_table
     from src.io.tables import read_csv
 
     row = {"ssim": 0.9, "params": 55, "net_mps": 10.0, "ref_mps": 5.0, "speed_ratio": 2.0, "train_s": 60.0}
@@ -78,7 +78,7 @@ def test_shards_merge_into_one_table_in_zoo_order(tmp_path):
 
 def test_trivial_psnr_is_all_zeros_for_gray_filters_and_the_input_for_rgb_ones():
     from src.dataset.sources import load_split
-    from src.experiment.zoo import trivial_psnr
+    from src.studies.zoo import trivial_psnr
     from src.models import exact_sobel_net
     from src.evaluation.evaluate import evaluate_images
 

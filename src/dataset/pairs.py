@@ -2,7 +2,7 @@
 input and its output (never flipped: an unknown filter need not commute with flips), whole images for
 validation and test. The split is by file name, or by a top folder named ``train``, ``val`` or ``test``.
 
-    python -m src.experiment.train --pairs photos/before photos/after --model can
+    python -m src.training.train --pairs photos/before photos/after --model can
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 
 from src.dataset.datamodule import FilterDataModule, WholeImages
 from src.dataset.crops import pad_to, crop_rng, cut, random_window
-from src.dataset.splits import SPLITS, assign_splits
+from src.io.splits import SPLITS, assign_splits
 from src.errors import UserError
 from src.filters.pairs import content_key, load_pairs
 from src.filters.registry import Filter

@@ -4,9 +4,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 
-from src.dataset.catalog import DATASETS, parse_data_spec
-from src.dataset.splits import SPLITS, assign_splits
+
+from src.download.catalog import DATASETS, parse_data_spec
+from src.io.splits import SPLITS, assign_splits
 from src.io.images import NamedImage, list_images, read_rgb, to_rgb_uint8
 from src.errors import UserError
 
@@ -28,6 +30,19 @@ def embedded_images(split: str) -> list[NamedImage]:
     if split not in EMBEDDED_SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {SPLITS}")
     return [NamedImage(n, to_rgb_uint8(getattr(skimage.data, n)())) for n in EMBEDDED_SPLITS[split]]
+
+
+def photo(megapixels: float) -> np.ndarray:
+    """scikit-image's astronaut resized to a square of about ``megapixels`` (bicubic): the benchmarks' photo.
+
+    >>> photo(0.01).shape
+    (100, 100, 3)
+    """
+    import cv2
+    import skimage.data
+
+    side = max(1, int(round((megapixels * 1e6) ** 0.5)))
+    return cv2.resize(skimage.data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC)
 
 
 def folder_images(root: str | Path, split: str | None = None, problems: list[str] | None = None,
@@ -68,7 +83,7 @@ def load_split(data: str, split: str) -> list[NamedImage]:
     if data == "skimage":
         return embedded_images(split)
     if parse_data_spec(data) is not None:  # data/interim when prepared, else prepared now from data/raw
-        from src.dataset.prepare import load_prepared_split  # on use: prepare imports the filters, hence torch
+        from src.download.prepare import load_prepared_split  # on use: prepare imports the filters, hence torch
 
         return load_prepared_split(data, split)
     root = Path(data)

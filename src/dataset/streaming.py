@@ -152,7 +152,7 @@ class LazyImages(Sequence):
             raise UserError(f"{f.path}: changed on disk ({rgb.shape[1]}x{rgb.shape[0]}, was {f.shape[1]}x{f.shape[0]})")
         target = None
         if f.target is not None:
-            from src.dataset.prepare import read_target
+            from src.download.prepare import read_target
 
             target = read_target(f.target)
             if target.shape[:2] != f.shape:
@@ -268,13 +268,13 @@ class RankShard(DistributedSampler):
 def processed_targets(ds, size: str, filter: Filter, root: Path | None = None) -> tuple[Path | None, str]:
     """The ``data/processed`` folder of ``filter`` when its manifest matches what is asked, and a line saying
     where the targets come from (or why a folder there is ignored)."""
-    from src.dataset.download import read_json
-    from src.dataset.prepare import VERSION, filter_probe, interim_folder, processed_folder
+    from src.download.download import read_json
+    from src.download.prepare import VERSION, filter_probe, interim_folder, processed_folder
 
     folder = processed_folder(ds, size, filter, root)
     if not (folder / "manifest.json").exists():
         params = "".join(f" --filter-param {k}={v}" for k, v in filter.params.items())
-        return None, (f"targets: computed on the fly (no {folder}; `python -m src.dataset.prepare {ds.name} --size {size} "
+        return None, (f"targets: computed on the fly (no {folder}; `python -m src.download.prepare {ds.name} --size {size} "
                       f"--filter {filter.name}{params}` stores them)")
     manifest, interim = read_json(folder / "manifest.json"), read_json(interim_folder(ds, size, root) / "manifest.json")
     config = manifest.get("config") or {}
@@ -292,10 +292,10 @@ def processed_targets(ds, size: str, filter: Filter, root: Path | None = None) -
 
 def split_sources(data: str, split: str, filter: Filter | None) -> tuple[list[tuple[str, Path]], dict[str, Path] | None, str]:
     """``(name, path)`` of a split's images, their stored targets by name (or None) and the targets line."""
-    from src.dataset.catalog import parse_data_spec
+    from src.download.catalog import parse_data_spec
     from src.io.images import list_images
     from src.dataset.sources import load_split
-    from src.dataset.splits import assign_splits
+    from src.io.splits import assign_splits
 
     parsed = parse_data_spec(data)
     if parsed is None:
@@ -304,7 +304,7 @@ def split_sources(data: str, split: str, filter: Filter | None) -> tuple[list[tu
         if not paths:
             load_split(data, split)  # raises the one-line reason (missing folder, no images, too few)
         return [(str(p.relative_to(root)), p) for p in paths], None, "targets: computed on the fly (a folder)"
-    from src.dataset.prepare import interim_folder, prepare_interim
+    from src.download.prepare import interim_folder, prepare_interim
 
     ds, size = parsed
     prepare_interim(ds, size)

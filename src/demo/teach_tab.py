@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from src.errors import UserError
-from src.experiment.teach import DEFAULT_STEPS, HOLDOUT, MAX_PAIR_PIXELS, MAX_STEPS, TEACH_MODELS
+from src.filters.zoo import ZOO_FILTERS
+from src.training.teach import DEFAULT_STEPS, HOLDOUT, MAX_PAIR_PIXELS, MAX_STEPS, TEACH_MODELS
 
 TEACH_DIR = Path(tempfile.gettempdir()) / "learn-filters-teach"
 TEACH_JOBS = 2  # jobs training at once on the server (each uses one CPU thread for the compact net)
@@ -30,7 +31,6 @@ POLL_S = 0.5  # how often the live curve refreshes
 
 def fill_choices() -> list[str]:
     """Zoo filters that can fill *after* from *before* (the zoo run's list, in its order)."""
-    from src.experiment.zoo import ZOO_FILTERS
 
     return [name for name, _ in ZOO_FILTERS]
 
@@ -110,7 +110,6 @@ class Sessions:
 def fill_after(session: Session, before_path: str, filter_name: str) -> str:
     """Apply the zoo filter ``filter_name`` to *before*; the PNG lands in the session's folder."""
     from src.io.images import read_rgb, write_png
-    from src.experiment.zoo import ZOO_FILTERS
     from src.filters import get_filter
 
     params = dict(ZOO_FILTERS)[filter_name]
@@ -151,7 +150,7 @@ class Job:
             self.points.append((event["step"], event["val_psnr"]))
 
     def _run(self) -> None:
-        from src.experiment.teach import teach
+        from src.training.teach import teach
 
         before, after, model, steps, source = self.args
         try:
@@ -197,7 +196,7 @@ def finish_job(session: Session, job: Job) -> tuple[Path, dict[str, Any]]:
 
 def holdout_panels(path: Path, before: str, after: str, folder: Path) -> tuple[str, str]:
     """The model's output and its |error| heat map on the held-out stripe, as PNG files in ``folder``."""
-    from src.experiment.teach import check_pair, holdout_prediction
+    from src.training.teach import check_pair, holdout_prediction
     from src.models import load_model
     from src.demo.support import heatmap, write_panel
     from src.io.images import to_uint8
@@ -239,7 +238,6 @@ def predict_taught(taught: Taught, rgb: np.ndarray, folder: Path) -> tuple[str, 
     """The Predict tab for a taught model: compared with the zoo filter that made its example, if one did;
     otherwise its output alone (a filter known from one example has no reference on other images)."""
     from src.io.images import write_png
-    from src.experiment.zoo import ZOO_FILTERS
     from src.demo.support import TILE, TILE_ABOVE_PIXELS, Checkpoint, compare, load_checkpoint, write_panels
     from src.inference.predict import predict
 
@@ -264,7 +262,7 @@ def build_teach_tab(gr, sessions: Sessions, uploaded_path, model_dd, filter_dd, 
     ``uploaded_path``: the demo's payload -> path helper; ``model_dd``, ``filter_dd``, ``model_choices``: the
     Predict tab's model list, which gains each model taught in the session.
     """
-    from src.experiment.teach import describe
+    from src.training.teach import describe
 
     def user_error(exc: UserError):
         return gr.Error(str(exc), print_exception=False)

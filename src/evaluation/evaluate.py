@@ -67,6 +67,18 @@ def evaluate_images(
     return rows, {"image": "mean", "size": "", **mean}
 
 
+def trivial_psnr(flt: Filter, data: str = "skimage", split: str = "test") -> float:
+    """Mean PSNR of the do-nothing answer on a split: the input itself for RGB filters, all zeros for gray ones."""
+    from src.evaluation.metrics import psnr
+
+    values = []
+    for im in load_split(data, split):
+        target = flt(im.rgb)
+        guess = im.rgb.astype(np.float32) / 255 if target.ndim == 3 else np.zeros_like(target)
+        values.append(psnr(guess, target))
+    return float(np.mean(values))
+
+
 def _nanmean(values: list[float]) -> float:
     finite = [v for v in values if not math.isnan(v)]
     return float(np.mean(finite)) if finite else float("nan")

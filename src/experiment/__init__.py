@@ -1,7 +1,7 @@
-"""Training runs and studies: the one training entry point (``train(TrainConfig)``, ``python -m
-src.experiment.train``) and its callbacks; the studies that train or time networks: the filter zoo, the size
-and depth sweeps, the CPU and GPU benchmarks, the speed knobs, the size study and the quantisation table.
+"""The old home of training, studies and benchmarks, kept so users' scripts and commands keep working:
+``python -m src.experiment.train`` and ``from src.experiment.train import train`` still run.
 
-May import: :mod:`src.io`, :mod:`src.filters`, :mod:`src.dataset`, :mod:`src.models`, :mod:`src.inference`,
-:mod:`src.evaluation`. Lightning is imported inside functions (start-up speed), never to dodge a cycle.
+Each module here is a thin shim that hands over to its new home: training in :mod:`src.training`, studies in
+:mod:`src.studies`, benchmarks in :mod:`src.bench`. New code imports those.
+May import: anything (it is the top layer; nothing in ``src`` imports it).
 """

@@ -6,7 +6,7 @@
     def posterize(rgb):                      # RGB uint8 (H, W, 3) in
         return (rgb // 64) * 64              # uint8 or float in [0, 1]; (H, W), (H, W, 1) or (H, W, 3) out
 
-    python -m src.experiment.train --filter mymodule:posterize     # no decorator needed
+    python -m src.training.train --filter mymodule:posterize     # no decorator needed
 
 The callable is checked once on a probe image when the filter is built, and on every call after: an
 output of the wrong shape, dtype or range is reported with what it returned. uint8 outputs are

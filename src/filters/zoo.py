@@ -27,6 +27,14 @@ LAPLACIAN_KERNELS = {1: np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32)
                      3: np.array([[2, 0, 2], [0, -8, 0], [2, 0, 2]], np.float32)}
 EMBOSS_KERNEL = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32)
 
+# The zoo's filters as (name, params), in the order of its tables; the demo and the studies offer this list.
+ZOO_FILTERS: list[tuple[str, dict]] = [
+    ("random", {"seed": 0, "size": 3}), ("random-nonlinear", {"seed": 0}),
+    ("sobel", {}), ("scharr", {}), ("laplacian", {}), ("canny", {}), ("emboss", {}),
+    ("gaussian", {}), ("box", {}), ("median", {}), ("bilateral", {}), ("unsharp", {}),
+    ("stylization", {}), ("detail-enhance", {}), ("edge-preserving", {}), ("pencil-sketch", {}),
+]
+
 
 def _filter(name: str, params: dict[str, Any], defaults: dict[str, Any], reference: Callable,
             torch_fn: Callable | None = None, out_channels: int = 1, **extra: Any) -> Filter:

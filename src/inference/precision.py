@@ -1,6 +1,6 @@
 """Lower-precision copies of a network: fp16/bf16 weights, int8 weight-only, int8 dynamic and int8 static
 (eager-mode post-training quantisation), and their sizes. The table that compares them is
-:mod:`src.experiment.quantize`.
+:mod:`src.studies.quantize`.
 
 May import: :mod:`src.errors` (plain ``nn.Module``s in, ``nn.Module``s out).
 """

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
+import types
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
@@ -230,6 +232,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError(f"no image could be processed ({failures} failed)")
     return 1 if failures else 0
 
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`predict`: ``from src.inference import predict`` finds the module once it is
+    loaded (the import system sets the package attribute), and ``predict(net, rgb)`` must work either way."""
+
+    def __call__(self, *args, **kwargs):
+        return predict(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     run_cli(main)

@@ -45,7 +45,7 @@ class FilterRegressor(pl.LightningModule):
     1. Adam on random crops, the LR cut on validation plateaus;
     2. with ``finish="lbfgs"``, an L-BFGS least-squares finish on a fixed batch of ``finish_crops``
        training crops, ``finish_iters`` L-BFGS iterations per step. It starts at step ``finish_after`` or on the first
-       Adam plateau (:class:`~src.experiment.callbacks.StagePlateau`), whichever comes first. Natural images
+       Adam plateau (:class:`~src.training.callbacks.StagePlateau`), whichever comes first. Natural images
        excite high frequencies and colour differences only weakly, so first-order training needs
        thousands of steps to pin a kernel down; for a few hundred parameters the least-squares problem
        is well posed and L-BFGS solves it in hundreds of iterations. The finish runs in float64: at

@@ -34,7 +34,7 @@ class Pix2PixModule(FilterRegressor):
 
     ``gan_weight`` scales the generator's adversarial term: 0 trains the same generator with the same
     optimiser, schedule and batches on ``lambda_l1`` * L1 alone (the discriminator still trains, unused),
-    which is the L1-only arm of the GAN ablation (``src.experiment.ablation_gan``).
+    which is the L1-only arm of the GAN ablation (``src.studies.ablation_gan``).
 
     ``channels_last`` and ``compile`` are speed knobs (GPU): NHWC tensors for the convolutions, and
     ``torch.compile`` of both networks (state-dict names unchanged).

@@ -154,7 +154,7 @@ class CompactNet(nn.Module):
 
     def _mix(self, x: torch.Tensor) -> torch.Tensor:
         if not isinstance(self.mix, nn.Conv2d):
-            return self.mix(x)  # Identity (mix=0), or a wrapped conv (src.experiment.quantize)
+            return self.mix(x)  # Identity (mix=0), or a wrapped conv (src.studies.quantize)
         w = self.mix.weight  # (mix, 3, 1, 1)
         if w.shape[0] == 1:  # same as the 1x1 conv, ~10x faster on CPU for one output channel
             return (x * w.view(1, -1, 1, 1)).sum(1, keepdim=True)

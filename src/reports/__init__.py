@@ -1,4 +1,5 @@
-"""The README's figures, redrawn from committed tables and the shipped checkpoints (``make figures``).
+"""The README's figures, redrawn from committed tables and the shipped checkpoints (``make figures``), and the
+plots the studies draw (:mod:`src.reports.sweeps`).
 
-May import: anything below it (:mod:`src.experiment` and down). Nothing imports it.
+May import: :mod:`src.training` and down. Imported by :mod:`src.studies` (their plots), never the reverse.
 """

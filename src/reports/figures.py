@@ -5,7 +5,7 @@
 Cheap figures are computed from the shipped checkpoints and the embedded data (target examples, test
 grids, border error, tiled vs whole). Figures of long runs are re-plotted from the CSVs those runs
 committed, each written by the command named in the README (training curves: ``simple_main.ipynb``;
-size and depth sweeps: ``python -m src.experiment.sweep``; zoo and speed: ``make zoo``,
+size and depth sweeps: ``python -m src.studies.sweep``; zoo and speed: ``make zoo``,
 ``make knobs``). A figure whose input is missing is skipped with a note naming the command that makes it.
 """
 from __future__ import annotations
@@ -178,15 +178,15 @@ def fig_curves(out: Path) -> list[Path]:
 
 
 def fig_sweeps(out: Path) -> list[Path]:
-    from src.experiment.sweep import plot
+    from src.reports.sweeps import plot_sweep
     from src.io.tables import read_csv
 
     paths = []
     for kind in ("size", "depth"):
         path = out / f"sweep-{kind}.csv"
         if not path.exists():
-            raise Skip(f"{path} missing (python -m src.experiment.sweep {kind})")
-        plot(kind, read_csv(path), out / f"sweep-{kind}.png")
+            raise Skip(f"{path} missing (python -m src.studies.sweep {kind})")
+        plot_sweep(kind, read_csv(path), out / f"sweep-{kind}.png")
         paths.append(out / f"sweep-{kind}.png")
     return paths
 

@@ -1,0 +1,245 @@
+"""CPU inference speed of the default model's runtimes next to the OpenCV Sobel pipeline (``make bench``).
+
+    python -m src.bench.speed [--checkpoint models/sobel.ckpt] [--sizes 1 4 24] [--repeats 15] [--out figures/bench]
+
+In one process, on the same photos (scikit-image's astronaut resized to 1, 4 and 24 MP), whole calls
+uint8 RGB in -> float32 map out, median of ``--repeats`` calls after one warm-up, all of them called in
+turn (so a shared machine's changing load weighs on each alike): the OpenCV pipeline the
+net imitates, and each runtime of the net (``predict``'s fused row bands, whole and tiled; the bands
+on a thread pool; the same OpenCV steps over the whole image; torch eager; one ``torch.compile`` pass; an exact Sobel net with
+separable vs full kernels), each with its ratio to the pipeline, its max abs difference from the torch
+forward, and its fraction of the memory-bandwidth bound: this machine's copy bandwidth (a large
+``np.copyto`` split over the same threads) over the 7 bytes a pixel must move (3 in, 4 out).
+Writes ``OUT.md`` and ``OUT.csv``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from src.dataset.sources import photo
+from src.errors import UserError
+from src.cli import run_cli
+from src.io.tables import markdown_table
+from src.io.timing import interleaved_medians, median_seconds
+
+BYTES_PER_PIXEL = 7  # uint8 RGB in, float32 out: what any runtime must move at least
+
+
+def copy_bandwidth(threads: int, megabytes: int = 256, repeats: int = 15) -> float:
+    """Bytes per second (read + write) of a large ``np.copyto`` split into ``threads`` slices."""
+    n = megabytes * 2**20 // 4
+    src, dst = np.ones(n, np.float32), np.zeros(n, np.float32)
+    cuts = np.linspace(0, n, threads + 1).astype(int)
+    with ThreadPoolExecutor(threads) as pool:
+        def copy() -> None:
+            list(pool.map(lambda i: np.copyto(dst[cuts[i] : cuts[i + 1]], src[cuts[i] : cuts[i + 1]]), range(threads)))
+        return 2 * src.nbytes / median_seconds(copy, repeats)
+
+
+def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callable[[], np.ndarray], str]]:
+    """(name, call, note) for every runtime measured at this size; each call returns ``(H, W)`` float32."""
+    from src.models import exact_sobel_net
+    from src.inference.predict import predict
+    from src.inference.runtime import compiled_fused_torch, fused_runner, fused_weights
+
+    mpx = img.shape[0] * img.shape[1] / 1e6
+    from src.inference.runtime import POOL_PIXELS
+
+    pooled = img.shape[0] * img.shape[1] >= POOL_PIXELS
+    rows = [("predict: fused row bands (default)", lambda: predict(net, img),
+             "bands on a thread pool (large image)" if pooled else "bands in turn, OpenCV's threads within")]
+    if mpx > 8:
+        rows.append(("predict: fused row bands, tiles of 1024", lambda: predict(net, img, tile=1024), ""))
+    in_turn = fused_runner(net, threads=1)
+    rows.append(("fused row bands in turn", lambda: in_turn(img)[0], "OpenCV's threads within each step"))
+    pool = fused_runner(net, threads=2)
+    rows.append(("fused row bands on a 2-thread pool", lambda: pool(img)[0], "bands shared out by Python threads"))
+    whole = fused_runner(net, band_pixels=0)
+    rows.append(("same OpenCV steps, whole image at once", lambda: whole(img)[0], "no bands: the previous runtime's form"))
+    if mpx <= 8:
+        rows.append(("torch eager (predict backend=torch)", lambda: predict(net, img, backend="torch"), ""))
+    if compile_cpu and mpx <= 8:
+        weights, fn, x = fused_weights(net), compiled_fused_torch(), torch.from_numpy(img)[None]
+
+        def compiled() -> np.ndarray:
+            with torch.inference_mode():
+                return fn(x, **weights)[0, 0].numpy()
+        t0 = time.perf_counter()
+        compiled()
+        rows.append(("torch.compile single pass (inductor, CPU)", compiled, f"first call {time.perf_counter() - t0:.0f} s"))
+    exact = exact_sobel_net()
+    for sep, what in ((True, "sepFilter2D"), (False, "filter2D")):
+        run = fused_runner(exact, separable=sep)
+        rows.append((f"exact Sobel net, fused, {what}", lambda run=run: run(img)[0], "hand-set rank-1 kernels, same weights"))
+    return rows
+
+
+def svd_split_errors(net, img: np.ndarray, truth: np.ndarray) -> dict[int, float]:
+    """Max abs output error if the bank's kernels were cut to their first r singular terms (r separable
+    passes each), for r = 1, 2: the price of an SVD split the runtime does not pay (it stays exact)."""
+    import copy
+
+    from src.inference.runtime import fused_runner
+
+    errors = {}
+    for rank in (1, 2):
+        cut = copy.deepcopy(net)
+        if getattr(cut, "bank_rows", None) is not None:
+            return {}  # a separable net's kernels are rank 1 already
+        with torch.no_grad():
+            w = cut.bank.weight.double()
+            u, sv, vh = torch.linalg.svd(w)
+            cut.bank.weight.copy_((u[..., :rank] * sv[..., None, :rank]) @ vh[..., :rank, :])
+        errors[rank] = float(np.abs(fused_runner(cut)(img)[0] - truth).max())
+    return errors
+
+
+def _torch_forward(net, img: np.ndarray) -> np.ndarray:
+    from src.inference.predict import predict
+
+    return predict(net, img, backend="torch")
+
+
+def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: bool,
+            copy_mb: int = 256) -> tuple[list[dict], dict]:
+    from src.models import exact_sobel_net, load_model
+    from src.evaluation.evaluate import checkpoint_filter
+
+    net = load_model(checkpoint)
+    flt = checkpoint_filter(net)
+    threads = cv2.getNumThreads()
+    bandwidth = copy_bandwidth(threads, copy_mb)
+    bound = bandwidth / BYTES_PER_PIXEL / 1e6
+    info = dict(checkpoint=checkpoint, model=net.meta["model"], filter=flt.key, threads=threads,
+                torch_threads=torch.get_num_threads(), bandwidth_gbs=bandwidth / 1e9, bound_mps=bound,
+                load=os.getloadavg(), cores=os.cpu_count(), repeats=repeats, copy_mb=copy_mb,
+                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    rows = []
+    for mp in sizes:
+        img = photo(mp)
+        mpx = img.shape[0] * img.shape[1] / 1e6
+        truth = _torch_forward(net, img)
+        exact_truth = _torch_forward(exact_sobel_net(), img)
+        cases = [("OpenCV Sobel pipeline (reference)", lambda: flt(img), "")] + runtimes(net, img, compile_cpu)
+        errors = [None] + [float(np.abs(call() - (exact_truth if name.startswith("exact Sobel") else truth)).max())
+                           for name, call, _ in cases[1:]]
+        seconds = interleaved_medians([call for _, call, _ in cases], repeats)
+        ref_mps = mpx / seconds[0]
+        for (name, _, note), err, sec in zip(cases, errors, seconds):
+            mps = mpx / sec
+            rows.append(dict(megapixels=round(mpx, 2), runtime=name, mps=mps, ratio=mps / ref_mps,
+                             bound_fraction=mps / bound, max_abs_err=err, note=note))
+            print(f"{mpx:6.2f} MP  {name:<45} {mps:8.1f} MP/s  {mps / ref_mps:5.2f}x" +
+                  ("" if err is None else f"  err {err:.1e}"), flush=True)
+        if mpx < 2 and net.meta["model"] == "compact":
+            info["svd_split_errors"] = svd_split_errors(net, img, truth)
+    return rows, info
+
+
+def markdown(rows: list[dict], info: dict) -> str:
+    lines = [f"CPU inference, `python -m src.bench.speed` ({info['date']}): checkpoint `{info['checkpoint']}` "
+             f"({info['model']}, filter {info['filter']}); {info['cores']} cores, OpenCV threads {info['threads']} (the "
+             f"pipeline's and the fused runtime's steps run on them), torch threads {info['torch_threads']}; median of {info['repeats']} calls after a "
+             f"warm-up, the runtimes called in turn (round robin), uint8 RGB in -> float32 out; load average at "
+             f"the start {info['load'][0]:.2f} (shared machine). "
+             f"Memory-bandwidth bound: copy bandwidth {info['bandwidth_gbs']:.1f} GB/s (np.copyto of {info['copy_mb']} MB on "
+             f"{info['threads']} threads, read + write) / {BYTES_PER_PIXEL} bytes a pixel = {info['bound_mps']:.0f} MP/s.",
+             ""]
+    lines.append(markdown_table(
+        ["image", "runtime", "MP/s", "x OpenCV pipeline", "fraction of the bound", "max abs error vs torch", "note"],
+        [(f"{r['megapixels']:g} MP", r["runtime"], f"{r['mps']:.1f}", f"{r['ratio']:.2f}", f"{r['bound_fraction']:.3f}",
+          "" if r["max_abs_err"] is None else f"{r['max_abs_err']:.1e}", r["note"]) for r in rows], align="rlrrrrl"))
+    if info.get("svd_split_errors"):
+        lines += ["", "SVD split of the checkpoint's kernels (not used; the runtime stays exact): max abs error "
+                  + ", ".join(f"rank {k}: {v:.1e}" for k, v in info["svd_split_errors"].items())
+                  + " on the smallest photo."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from src.io.files import atomic_write_bytes
+    from src.io.tables import write_csv
+
+    ap = argparse.ArgumentParser(prog="python -m src.bench.speed", description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default="models/sobel.ckpt")
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--sizes", type=float, nargs="+", default=[1.0, 4.0, 24.0], help="megapixels")
+    ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile row (~1 min to compile)")
+    ap.add_argument("--out", default="figures/bench", help="writes OUT.md and OUT.csv")
+    ap.add_argument("--copy-mb", type=int, default=256, help="size of the copy that measures the bandwidth bound")
+    ap.add_argument("--large", type=float, default=None, metavar="MP",
+                    help="instead: one tiled prediction of an MP-megapixel photo, with time and peak memory")
+    ap.add_argument("--tile", type=int, default=1024, help="tile size for --large")
+    args = ap.parse_args(argv)
+    if args.large:
+        return large_image_run(args.checkpoint, args.large, args.tile)
+    if args.repeats < 1 or min(args.sizes) <= 0 or args.copy_mb < 1:
+        raise UserError("--repeats, --sizes and --copy-mb must be positive")
+
+    rows, info = measure(args.checkpoint, args.sizes, args.repeats, not args.no_compile, args.copy_mb)
+    md = markdown(rows, info)
+    out = Path(args.out)
+    atomic_write_bytes(out.with_name(out.name + ".md"), md.encode())
+    write_csv(out.with_name(out.name + ".csv"), rows)
+    print()
+    print(md, end="")
+    print()
+    layer_table(photo(1.0), args.repeats)
+    return 0
+
+
+def large_image_run(checkpoint: str, megapixels: float, tile: int) -> int:
+    """Tiled prediction of one huge photo: wall time and the process's peak resident memory."""
+    import resource
+
+    from src.models import load_model
+    from src.inference.predict import predict
+
+    net = load_model(checkpoint)
+    img = photo(megapixels)
+    t0 = time.perf_counter()
+    out = predict(net, img, tile=tile)
+    seconds = time.perf_counter() - t0
+    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    h, w = img.shape[:2]
+    print(f"{w}x{h} = {w * h / 1e6:.0f} MP, tiles of {tile}: {seconds:.1f} s ({w * h / 1e6 / seconds:.1f} MP/s), "
+          f"peak RSS {peak_gib:.2f} GiB (input {img.nbytes / 2**30:.2f} GiB uint8, output {out.nbytes / 2**30:.2f} GiB float32)")
+    return 0
+
+
+def layer_table(img: np.ndarray, repeats: int) -> None:
+    """Why the OpenCV runtime: one 5x5 convolution of a gray megapixel into 2 channels, each way."""
+    import torch.nn.functional as F
+
+    gray = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2GRAY)
+    k = np.random.default_rng(0).standard_normal((2, 1, 5, 5)).astype(np.float32)
+    x = torch.from_numpy(gray)[None, None]
+    w = torch.from_numpy(k)
+    mpx = gray.size / 1e6
+    rows = []
+    with torch.inference_mode():
+        xp = F.pad(x, (2, 2, 2, 2), mode="reflect")
+        rows.append(("torch conv2d (NCHW, inference_mode)", median_seconds(lambda: F.conv2d(xp, w), repeats)))
+        xc, wc = xp.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+        rows.append(("torch conv2d (channels_last)", median_seconds(lambda: F.conv2d(xc, wc), repeats)))
+    with torch.no_grad():
+        rows.append(("torch conv2d (NCHW, no_grad)", median_seconds(lambda: F.conv2d(xp, w), repeats)))
+    rows.append(("cv2.filter2D x 2 (reflect-101)", median_seconds(
+        lambda: [cv2.filter2D(gray, cv2.CV_32F, k[o, 0], borderType=cv2.BORDER_REFLECT_101) for o in range(2)], repeats)))
+    print(f"{'one 5x5 conv, 1 -> 2 channels, 1 MP':<40} {'ms/MP':>8}")
+    for name, sec in rows:
+        print(f"{name:<40} {sec * 1e3 / mpx:>8.2f}")
+
+
+if __name__ == "__main__":
+    run_cli(main)
