@@ -34,7 +34,7 @@ install:  # PYTHON=... given: run with that interpreter, install nothing
 	@$(PYTHON) setup.py >/dev/null
 endif
 
-kernel: install  ## register .venv as the Jupyter kernel "learn-filters" for notebooks opened from any Jupyter
+kernel: install  ## register .venv as the Jupyter kernel "learn-filters", the one both notebooks name, for any Jupyter
 	$(PYTHON) -m ipykernel install --user --name learn-filters --display-name "learn-filters (.venv)"
 
 screenshot: install  ## refresh figures/gradio.png and figures/teach.png: the browser tests' screenshots of the demo (needs Chromium)
@@ -46,6 +46,7 @@ folders:  ## data/{raw,interim,processed}, figures/, models/
 
 train: install  ## default run: mirror-symmetric separable compact net, Sobel, embedded data, 150 steps (Adam + L-BFGS finish) -> models/sobel.ckpt
 	$(PYTHON) -m src.training.train --model compact --model-arg separable=True --model-arg symmetric=True --filter sobel --data skimage --output models/sobel.ckpt
+	@echo "make train wrote models/sobel.ckpt, the shipped model (git diff --stat models/ shows whether it changed)"
 
 train-autoencoder: install  ## the seed autoencoder, same data, its default 2000 Adam steps -> models/autoencoder.ckpt
 	$(PYTHON) -m src.training.train --model autoencoder --filter sobel --data skimage --output models/autoencoder.ckpt
@@ -98,8 +99,9 @@ train-pix2pix: install  ## Pix2Pix (U-Net 128 + PatchGAN, ngf 64) on one GPU -> 
 train-pix2pix-cpu: install  ## the shipped models/pix2pix.ckpt: ngf 16, 128² crops, batch 8, 9,000 batches on 1 CPU thread (~50 min; RESUME=1 continues it)
 	$(PYTHON) -m src.training.train --model pix2pix --model-arg ngf=16 --crop 128 --batch-size 8 --max-steps 18000 --steps-per-epoch 500 --output models/pix2pix.ckpt --threads 1 --quiet $(if $(RESUME),--resume)
 
-notebook: install  ## main.ipynb top to bottom: PROFILE=cpu (default: loads the shipped run's checkpoint, or trains it), smoke (CI, minutes) or gpu
-	$(PYTHON) -m jupyter nbconvert --to notebook --execute --inplace main.ipynb --ExecutePreprocessor.timeout=3600
+# kernel python3: the interpreter that runs nbconvert ($(PYTHON)), so it works before `make kernel` registers learn-filters
+notebook: install  ## main.ipynb top to bottom into a copy, runs/main.ipynb (never --inplace over the committed one; its files go to runs/main/): PROFILE=cpu (default: loads the shipped checkpoint, or trains it), smoke (CI, minutes) or gpu
+	$(PYTHON) -m jupyter nbconvert --to notebook --execute main.ipynb --output-dir runs --output main.ipynb --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=3600
 
 gpu-bench: install  ## GPU figures in <= 8 min (Pix2Pix knobs and gpu profile, CAN 24x9, compact-net GP/s) -> figures/gpu-bench.{json,md}
 	$(PYTHON) -m src.bench.gpu

@@ -18,23 +18,30 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: it reads this at import
 
 import gradio as gr  # noqa: E402
-
 from PIL import Image  # noqa: E402
 
-from src.io.images import MAX_PIXELS  # noqa: E402
-from src.errors import UserError  # noqa: E402
 from src.cli import run_cli  # noqa: E402
-from src.demo.teach_tab import Sessions, build_teach_tab, predict_taught  # noqa: E402
-from src.filters import available  # noqa: E402
 from src.demo.support import (  # noqa: E402
-    TILE, TILE_ABOVE_PIXELS, Checkpoint, HeavyGate, compare, find_checkpoints, load_checkpoint, read_upload,
-    write_examples, write_panels,
+    TILE,
+    TILE_ABOVE_PIXELS,
+    Checkpoint,
+    HeavyGate,
+    compare,
+    find_checkpoints,
+    load_checkpoint,
+    read_upload,
+    write_examples,
+    write_panels,
 )
+from src.demo.teach_tab import Sessions, build_teach_tab, predict_taught  # noqa: E402
+from src.errors import UserError  # noqa: E402
+from src.filters import available  # noqa: E402
+from src.io.images import MAX_PIXELS  # noqa: E402
 
 DEFAULT_MODEL = Path("models/sobel.ckpt")
 MAX_UPLOAD = "200mb"  # bytes on the wire; the pixel limit (MAX_PIXELS) is checked from the header
@@ -84,26 +91,38 @@ def uploaded_path(payload: dict | None) -> str | None:
     return path
 
 
-def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list[Path],
-              trust_filter: bool = False) -> gr.Blocks:
-    """The page and its ``/predict`` endpoint, over the given checkpoints."""
-    by_path = {str(c.path): c for c in checkpoints}
-    heavy = HeavyGate(HEAVY_WORKERS, HEAVY_WAITING)
-    sessions = Sessions()  # the Teach tab's per-session folders and taught models
+INTRO = (
+    "# Learned image filters\n"
+    "Upload an image (or pick an example), choose a filter and a trained model, and compare the model's "
+    f"prediction with the reference filter. Any size up to {MAX_PIXELS / 1e6:.0f} MP; images above "
+    f"{TILE_ABOVE_PIXELS / 1e6:.0f} MP go through {TILE} px tiles and wait for a large-image slot above "
+    f"{HEAVY_ABOVE_PIXELS / 1e6:.0f} MP. Outputs are lossless PNG. The **Teach** tab learns a new filter "
+    "from one before/after pair."
+)
 
-    def model_choices(filter_name: str) -> list[tuple[str, str]]:
-        return [(c.label, str(c.path)) for c in checkpoints if c.filter == filter_name]
 
-    def run(image: dict | None, filter_name: str, model_path: str | None, request: gr.Request = None):
+class PredictHandlers:
+    """The Predict tab's events over the given checkpoints and the models each session taught."""
+
+    def __init__(self, checkpoints: list[Checkpoint], sessions: Sessions, trust_filter: bool = False):
+        self.checkpoints, self.sessions, self.trust_filter = checkpoints, sessions, trust_filter
+        self.by_path = {str(c.path): c for c in checkpoints}
+        self.heavy = HeavyGate(HEAVY_WORKERS, HEAVY_WAITING)
+
+    def model_choices(self, filter_name: str) -> list[tuple[str, str]]:
+        return [(c.label, str(c.path)) for c in self.checkpoints if c.filter == filter_name]
+
+    def run(self, image: dict | None, filter_name: str, model_path: str | None, request: gr.Request = None):
         image_path = uploaded_path(image)
         if image_path is None:
             raise gr.Error("upload an image or pick an example first")
-        ckpt = by_path.get(model_path or "")
-        taught = sessions.taught(request.session_hash if request else None, model_path) if ckpt is None else None
+        ckpt = self.by_path.get(model_path or "")
+        taught = (self.sessions.taught(request.session_hash if request else None, model_path)
+                  if ckpt is None else None)
         if taught is not None:  # a model this session taught (the Teach tab)
             try:
                 if image_pixels(image_path) > HEAVY_ABOVE_PIXELS:
-                    with heavy.slot():
+                    with self.heavy.slot():
                         return predict_taught(taught, read_upload(image_path), panels_folder())
                 return predict_taught(taught, read_upload(image_path), panels_folder())
             except UserError as exc:
@@ -114,63 +133,86 @@ def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list
             raise gr.Error(f"{ckpt.path.name} was trained for the {ckpt.filter!r} filter, not {filter_name!r}")
         try:
             if image_pixels(image_path) > HEAVY_ABOVE_PIXELS:
-                with heavy.slot():
-                    return _compare(ckpt, image_path)
-            return _compare(ckpt, image_path)
+                with self.heavy.slot():
+                    return self._compare(ckpt, image_path)
+            return self._compare(ckpt, image_path)
         except UserError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
 
-    def _compare(ckpt: Checkpoint, image_path: str):
+    def _compare(self, ckpt: Checkpoint, image_path: str):
         notes: list[str] = []
         rgb = read_upload(image_path, notes=notes)
-        result = compare(load_checkpoint(ckpt), rgb, ckpt.filter, ckpt.filter_params, trust_filter)
+        result = compare(load_checkpoint(ckpt), rgb, ckpt.filter, ckpt.filter_params, self.trust_filter)
         stated = "".join(f"\n\n*Input:* {note}" for note in notes)
         return (*write_panels(result, panels_folder()), result.summary() + stated)
 
-    def run_if_image(image: dict | None, filter_name: str, model_path: str | None, request: gr.Request = None):
+    def run_if_image(self, image: dict | None, filter_name: str, model_path: str | None, request: gr.Request = None):
         """Re-run when the image or the model changes; a cleared image clears the outputs."""
-        return (None, None, None, "") if image is None else run(image, filter_name, model_path, request)
+        return (None, None, None, "") if image is None else self.run(image, filter_name, model_path, request)
 
-    def on_filter(filter_name: str, request: gr.Request = None):
-        choices = model_choices(filter_name) + sessions.choices(request.session_hash if request else None)
+    def on_filter(self, filter_name: str, request: gr.Request = None):
+        choices = self.model_choices(filter_name) + self.sessions.choices(request.session_hash if request else None)
         return gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)
 
+
+class PredictTab(NamedTuple):
+    """The Predict tab's components that its events read or write."""
+    filter_dd: gr.Dropdown
+    model_dd: gr.Dropdown
+    run_btn: gr.Button
+    image_in: gr.Image
+    reference: gr.Image
+    prediction: gr.Image
+    error_map: gr.Image
+    info: gr.Markdown
+
+
+def build_predict_tab(handlers: PredictHandlers, default: Checkpoint, examples: list[Path]) -> PredictTab:
+    """The Predict tab's layout: filter and model lists, input, reference, prediction, heat map and examples."""
+    with gr.Tab("Predict", elem_id="predict-tab"):
+        with gr.Row():
+            filter_dd = gr.Dropdown(list(available()), value=default.filter, label="Filter")
+            model_dd = gr.Dropdown(handlers.model_choices(default.filter), value=str(default.path), label="Model",
+                                   scale=2)
+            run_btn = gr.Button("Run", variant="primary", elem_id="run")
+        with gr.Row(equal_height=True):
+            image_in = gr.Image(label="Input", type="filepath", image_mode=None, format="png",
+                                sources=["upload", "clipboard"], buttons=["fullscreen"], elem_id="input")
+            shown = dict(format="png", interactive=False, buttons=["download", "fullscreen"])
+            reference = gr.Image(label="Reference filter", elem_id="reference", **shown)
+            prediction = gr.Image(label="Model prediction", elem_id="prediction", **shown)
+            error_map = gr.Image(label="|error| heat map", elem_id="error", **shown)
+        info = gr.Markdown(label="Summary", elem_id="info")
+        gr.Examples([[str(p)] for p in examples], inputs=[image_in], label="Examples (scikit-image test photos)")
+    return PredictTab(filter_dd, model_dd, run_btn, image_in, reference, prediction, error_map, info)
+
+
+def wire_predict_events(tab: PredictTab, handlers: PredictHandlers) -> None:
+    """Run (also ``/predict``), re-run on a new image or model, and list the models of the chosen filter."""
+    inputs = [tab.image_in, tab.filter_dd, tab.model_dd]
+    outputs = [tab.prediction, tab.reference, tab.error_map, tab.info]
+    workers = dict(concurrency_id="compare", concurrency_limit=LIGHT_WORKERS + HEAVY_WORKERS + HEAVY_WAITING)
+    tab.run_btn.click(handlers.run, inputs, outputs, api_name="predict", preprocess=False, **workers)
+    gr.on([tab.image_in.change, tab.model_dd.change], handlers.run_if_image, inputs, outputs,
+          api_visibility="private", preprocess=False, **workers)
+    tab.filter_dd.change(handlers.on_filter, tab.filter_dd, tab.model_dd, api_visibility="private")
+
+
+def build_app(checkpoints: list[Checkpoint], default: Checkpoint, examples: list[Path],
+              trust_filter: bool = False) -> gr.Blocks:
+    """The page and its ``/predict`` endpoint, over the given checkpoints."""
+    sessions = Sessions()  # the Teach tab's per-session folders and taught models
+    handlers = PredictHandlers(checkpoints, sessions, trust_filter)
+
+    def close_session(request: gr.Request):
+        sessions.close(request.session_hash)
+
     with gr.Blocks(title="Learned image filters", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
-        gr.Markdown(
-            "# Learned image filters\n"
-            "Upload an image (or pick an example), choose a filter and a trained model, and compare the model's "
-            f"prediction with the reference filter. Any size up to {MAX_PIXELS / 1e6:.0f} MP; images above "
-            f"{TILE_ABOVE_PIXELS / 1e6:.0f} MP go through {TILE} px tiles and wait for a large-image slot above "
-            f"{HEAVY_ABOVE_PIXELS / 1e6:.0f} MP. Outputs are lossless PNG. The **Teach** tab learns a new filter "
-            "from one before/after pair."
-        )
-        with gr.Tab("Predict", elem_id="predict-tab"):
-            with gr.Row():
-                filter_dd = gr.Dropdown(list(available()), value=default.filter, label="Filter")
-                model_dd = gr.Dropdown(model_choices(default.filter), value=str(default.path), label="Model", scale=2)
-                run_btn = gr.Button("Run", variant="primary", elem_id="run")
-            with gr.Row(equal_height=True):
-                image_in = gr.Image(label="Input", type="filepath", image_mode=None, format="png",
-                                    sources=["upload", "clipboard"], buttons=["fullscreen"], elem_id="input")
-                shown = dict(format="png", interactive=False, buttons=["download", "fullscreen"])
-                reference = gr.Image(label="Reference filter", elem_id="reference", **shown)
-                prediction = gr.Image(label="Model prediction", elem_id="prediction", **shown)
-                error_map = gr.Image(label="|error| heat map", elem_id="error", **shown)
-            info = gr.Markdown(label="Summary", elem_id="info")
-            gr.Examples([[str(p)] for p in examples], inputs=[image_in], label="Examples (scikit-image test photos)")
-
-        inputs, outputs = [image_in, filter_dd, model_dd], [prediction, reference, error_map, info]
-        workers = dict(concurrency_id="compare", concurrency_limit=LIGHT_WORKERS + HEAVY_WORKERS + HEAVY_WAITING)
-        run_btn.click(run, inputs, outputs, api_name="predict", preprocess=False, **workers)
-        gr.on([image_in.change, model_dd.change], run_if_image, inputs, outputs, api_visibility="private",
-              preprocess=False, **workers)
-        filter_dd.change(on_filter, filter_dd, model_dd, api_visibility="private")
+        gr.Markdown(INTRO)
+        tab = build_predict_tab(handlers, default, examples)
+        wire_predict_events(tab, handlers)
         with gr.Tab("Teach", elem_id="teach-tab"):
-            build_teach_tab(gr, sessions, uploaded_path, model_dd, filter_dd, model_choices)
-
-        def close_session(request: gr.Request):
-            sessions.close(request.session_hash)
-
+            build_teach_tab(gr, sessions, uploaded_path, tab.model_dd, tab.filter_dd, handlers.model_choices)
         app.unload(close_session)
     return app
 

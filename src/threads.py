@@ -11,6 +11,10 @@ import math
 import os
 from pathlib import Path
 
+import cv2
+
+from src.errors import UserError
+
 
 def cgroup_cpu_quota() -> float | None:
     """CPUs' worth of time the cgroup allows (``cpu.max`` v2 or ``cfs_quota_us`` v1); None if unlimited."""
@@ -41,10 +45,8 @@ def available_cores() -> int:
 
 def set_threads(n: int) -> int:
     """Pin torch's and OpenCV's thread pools to ``n`` threads; returns ``n``."""
-    import cv2
-    import torch
+    import torch  # start-up: torch only when called
 
-    from src.errors import UserError
 
     if n < 1:
         raise UserError(f"--threads must be at least 1, got {n}")

@@ -199,3 +199,22 @@ def test_an_old_command_path_still_runs():
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and "usage:" in res.stdout, res.stderr
     assert "RuntimeWarning" not in res.stderr, res.stderr
+
+
+def function_local_imports(path: Path) -> list[tuple[int, str]]:
+    """(first line, the statement's lines joined) of each import statement inside a function."""
+    lines = path.read_text().splitlines()
+    found = []
+    for fn in ast.walk(ast.parse(path.read_text())):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [(n.lineno, " ".join(lines[n.lineno - 1:n.end_lineno])) for n in ast.walk(fn)
+                      if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return sorted(set(found))
+
+
+def test_every_function_local_import_says_why_on_its_line():
+    """A function-local import hides what a module needs: it is for start-up cost (torch, Lightning, gradio) or
+    an optional dependency, and says so (``# start-up: torch only when called``)."""
+    silent = [f"{p.relative_to(ROOT)}:{n}: {text.strip()}" for p in [*SRC.rglob("*.py"), ROOT / "demo_gradio.py"]
+              for n, text in function_local_imports(p) if "#" not in text]
+    assert not silent, "function-local imports without a reason:\n" + "\n".join(silent)

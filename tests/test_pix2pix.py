@@ -1,20 +1,19 @@
-"""Pix2Pix: U-Net and PatchGAN shapes, one GAN step, any-size and tiled inference, checkpoints, training."""
-import math
+"""Pix2Pix: U-Net and PatchGAN shapes, one GAN step, any-size and tiled inference, checkpoints, training.
 
+main.ipynb, which drives it, is specified in test_notebooks.py; `make gpu-bench` in test_gpu_bench.py."""
 import numpy as np
-
 import pytest
 import pytorch_lightning as pl
 import torch
 
 from src.errors import UserError
+from src.evaluation.metrics import psnr
 from src.filters import get_filter
 from src.models import CompactNet, build_model, exact_sobel_net, load_model, save_model
+from src.models.layers import run_any_size
 from src.models.lit_pix2pix import Pix2PixModule, linear_decay
 from src.models.pix2pix import PatchDiscriminator, UNetGenerator, unet_depth
 from src.testing import predict
-from src.evaluation.metrics import psnr
-from src.models.layers import run_any_size
 
 from .conftest import run_module
 
@@ -171,146 +170,3 @@ def test_ddp_on_cpu_with_two_processes_runs_two_steps(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     assert '"epochs"' in res.stdout and res.stdout.count('"checkpoint"') == 1  # rank 0 alone reports
     assert isinstance(load_model(tmp_path / "ddp.ckpt"), UNetGenerator)
-
-
-@pytest.mark.slow
-def test_notebook_runs_top_to_bottom_in_smoke_mode(tmp_path, monkeypatch):
-    import nbformat
-    from nbclient import NotebookClient
-
-    from .conftest import ROOT
-
-    monkeypatch.delenv("SMOKE", raising=False)
-    monkeypatch.setenv("PROFILE", "smoke")
-    monkeypatch.setenv("PIX2PIX_STEPS", "40")  # the committed run uses 600; the cells are the same
-    monkeypatch.setenv("PIX2PIX_MODELS", str(tmp_path / "models"))
-    monkeypatch.setenv("PIX2PIX_FIGURES", str(tmp_path / "figures"))
-    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
-    nb = nbformat.read(ROOT / "main.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    assert isinstance(load_model(tmp_path / "models" / "pix2pix-smoke.ckpt"), UNetGenerator)
-    assert not (tmp_path / "models" / "pix2pix.ckpt").exists()  # the shipped (cpu profile) name is left alone
-    assert {p.name for p in (tmp_path / "figures").iterdir()} >= {
-        "pix2pix-smoke-examples.png", "pix2pix-smoke-curves.png", "pix2pix-smoke-test.csv", "pix2pix-smoke-grid.png"}
-
-
-def test_gpu_bench_tiny_mode_learns_and_its_rates_fit_its_run_time(tmp_path):
-    import json
-    import subprocess
-    import sys
-    import time
-
-    from .conftest import ROOT
-
-    t0 = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "src.bench.gpu", "--tiny", "--out", str(tmp_path), "--work",
-                          str(tmp_path / "work")], cwd=ROOT, capture_output=True, text=True, timeout=240)
-    wall = time.monotonic() - t0
-    assert res.returncode == 0, res.stderr[-3000:]
-    report = json.loads((tmp_path / "gpu-bench.json").read_text())
-    cfg = report["config"]
-    assert 0 < report["total_seconds"] <= wall
-    for knobs, images_per_s in report["train_images_per_s"].items():
-        # the measured steps' images at that rate took no longer than the whole run, and no less than 0.1 ms each
-        measured_images = cfg["batch"] * cfg["measure"]
-        assert measured_images / report["total_seconds"] <= images_per_s <= 1e4, (knobs, images_per_s)
-    after = report["pix2pix"]
-    metrics = load_model(tmp_path / "work" / "pix2pix-timed.ckpt").meta["metrics"]
-    assert after["test_psnr"] == pytest.approx(metrics["test_psnr"])  # the report is its checkpoint's score
-    assert after["test_psnr"] > metrics["test_zero_psnr"], (after, metrics)  # it learned: beats predicting zeros
-    assert after["trivial_psnr"] == pytest.approx(metrics["test_zero_psnr"])  # Sobel's do-nothing answer: zeros
-    can = report["can"]
-    assert can["steps"] == can["max_steps"] == cfg["can"]["max_steps"] and can["stopped_by"] == "step budget"
-    assert math.isfinite(can["test_psnr"]) and can["settings"]["filter"] == "detail-enhance"
-    compact = report["compact"]
-    assert 0 < compact["predict_gpix_per_s"] and 0 < compact["network_gpix_per_s"] < 10
-    assert set(compact["predict_parts_ms"]) == {"upload", "upload_pinned", "kernel", "download", "nan_scan"}
-    assert all(v >= 0 for v in compact["predict_parts_ms"].values())
-    assert report["not_run"] == {} and report["date"].endswith("UTC")
-    md = (tmp_path / "gpu-bench.md").read_text()
-    assert report["date"] in md and "do-nothing answer" in md and "CAN 4×3 on detail-enhance" in md
-    from src.bench.gpu import summarize
-
-    table = summarize(tmp_path)  # the GPU results table, from the same JSON
-    assert f"| CAN 4×3 | detail-enhance | 6 steps | 1 | {can['test_psnr']:.2f} |" in table
-    assert f"| Pix2Pix ngf 4, gpu profile | sobel | 3 s | 1 | {after['test_psnr']:.2f} |" in table
-
-
-def test_committed_gpu_runs_table_is_the_summary_of_the_committed_gpu_reports(tmp_path):
-    import shutil
-
-    from src.bench.gpu import summarize
-
-    from .conftest import ROOT
-
-    for f in (ROOT / "figures").glob("gpu-bench*.json"):
-        shutil.copyfile(f, tmp_path / f.name)
-    assert summarize(tmp_path) == (ROOT / "figures" / "gpu-runs.md").read_text()
-
-
-def test_gpu_bench_trains_main_notebooks_gpu_profile():
-    """`make gpu-bench`'s Pix2Pix run is the notebook's `gpu` profile: the settings that define the run agree."""
-    import ast
-
-    import nbformat
-
-    from src.bench.gpu import GPU_PROFILE
-
-    from .conftest import ROOT
-
-    cell = next(c.source for c in nbformat.read(ROOT / "main.ipynb", as_version=4).cells if "PROFILES = {" in c.source)
-    cell = "\n".join(line for line in cell.splitlines() if not line.startswith("%"))  # IPython magics
-    profiles = next(n.value for n in ast.walk(ast.parse(cell)) if isinstance(n, ast.Assign)
-                    and getattr(n.targets[0], "id", "") == "PROFILES")
-    gpu = next(v for k, v in zip(profiles.keys, profiles.values) if ast.literal_eval(k) == "gpu")
-    nb = {kw.arg: kw.value for kw in gpu.keywords}
-    extra = {kw.arg: ast.literal_eval(kw.value) for kw in nb.pop("extra").keywords}
-    nb = {k: eval(compile(ast.Expression(v), "main.ipynb", "eval"), {}) for k, v in nb.items()}  # literals and 2 * N
-    assert (GPU_PROFILE["crop"], GPU_PROFILE["model_kwargs"]["ngf"], GPU_PROFILE["batch_size"], GPU_PROFILE["lr"],
-            GPU_PROFILE["max_steps"], GPU_PROFILE["steps_per_epoch"]) == (
-        nb["crop"], nb["ngf"], nb["batch_size"], nb["lr"], nb["max_steps"], nb["steps_per_epoch"])
-    assert (GPU_PROFILE["precision"], GPU_PROFILE["channels_last"]) == (extra["precision"], extra["channels_last"])
-
-
-def test_gpu_bench_skips_what_its_budget_cannot_cover_and_says_so(tmp_path):
-    import json
-
-    from src.bench import gpu as gpu_bench
-
-    assert gpu_bench.main(["--tiny", "--budget", "0", "--out", str(tmp_path)]) == 0
-    report = json.loads((tmp_path / "gpu-bench.json").read_text())
-    assert set(report["not_run"]) == {"knobs", "pix2pix", "can", "compact", "fused"}
-    assert all(v.startswith("skipped:") for v in report["not_run"].values())
-    assert "Not measured: pix2pix (skipped:" in (tmp_path / "gpu-bench.md").read_text()
-
-
-@pytest.mark.slow
-def test_notebook_cpu_profile_loads_the_shipped_run_instead_of_training(tmp_path, monkeypatch):
-    """PROFILE=cpu (the committed notebook's profile) finds models/pix2pix.ckpt to be this profile's finished
-    run, loads it without training, and reproduces its committed test table."""
-    import shutil
-
-    import nbformat
-    from nbclient import NotebookClient
-
-    from src.io.tables import read_csv
-
-    from .conftest import ROOT
-
-    models, figures = tmp_path / "models", tmp_path / "figures"
-    models.mkdir()
-    shutil.copyfile(ROOT / "models" / "pix2pix.ckpt", models / "pix2pix.ckpt")
-    before = (models / "pix2pix.ckpt").read_bytes()
-    monkeypatch.delenv("SMOKE", raising=False)
-    monkeypatch.setenv("PROFILE", "cpu")
-    monkeypatch.setenv("PIX2PIX_MODELS", str(models))
-    monkeypatch.setenv("PIX2PIX_FIGURES", str(figures))
-    monkeypatch.setenv("PYTHONWARNINGS", "ignore")
-    nb = nbformat.read(ROOT / "main.ipynb", as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "LOADED, not retrained" in text
-    assert (models / "pix2pix.ckpt").read_bytes() == before and not (models / "runs").exists()  # nothing trained
-    ours, shipped = read_csv(figures / "pix2pix-test.csv"), read_csv(ROOT / "figures" / "pix2pix-test.csv")
-    assert [r["image"] for r in ours] == [r["image"] for r in shipped]
-    assert [r["psnr"] for r in ours] == pytest.approx([r["psnr"] for r in shipped], abs=1e-6)

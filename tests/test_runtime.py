@@ -55,6 +55,40 @@ def test_fused_cpu_runtime_equals_the_torch_forward_on_a_photo(name, photo):
 
 
 @pytest.mark.parametrize("name", NETS)
+@pytest.mark.parametrize("shape", [*SHAPES, (70, 5), (65, 130)])
+def test_numba_one_pass_runtime_equals_the_torch_forward(name, shape, rng):
+    from src.inference.runtime import numba_runner
+
+    torch.manual_seed(0)
+    net = NETS[name]()
+    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    ref = np.clip(torch_forward(net, rgb), 0, 1)
+    for threads, band_rows in ((1, None), (2, 1), (2, 3)):  # one run of bands; bands of 1 or 3 rows on 2 threads
+        out = numba_runner(net, threads=threads, band_rows=band_rows)(rgb)
+        assert out.shape == ref.shape and out.dtype == np.float32
+        assert np.abs(out - ref).max() <= 1e-6, (threads, band_rows)
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.uint8, 255), (np.uint16, 65535)])
+def test_numba_runtime_writes_rounded_integers_when_asked(dtype, scale, photo):
+    from src.inference.runtime import numba_runner
+
+    net = load_model("models/sobel.ckpt")
+    exact = numba_runner(net)(photo)
+    out = numba_runner(net, out_dtype=dtype)(photo)
+    assert out.dtype == dtype
+    # half-way cases may round either way after float32 rounding of y * scale
+    assert np.abs(out.astype(np.int64) - np.floor(exact * scale + 0.5)).max() <= 1
+
+
+def test_numba_runtime_refuses_an_output_type_it_cannot_write():
+    from src.inference.runtime import numba_runner
+
+    with pytest.raises(ValueError, match="float32, uint8 or uint16"):
+        numba_runner(exact_sobel_net(), out_dtype=np.int32)
+
+
+@pytest.mark.parametrize("name", NETS)
 @pytest.mark.parametrize("shape", [(1, 1), (2, 9), (23, 17)])
 def test_fused_torch_function_equals_the_torch_forward(name, shape, rng):
     torch.manual_seed(0)

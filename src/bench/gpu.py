@@ -29,24 +29,36 @@ short still leaves its figures.
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
 import sys
 import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 
+from src.bench.knob_table import gpu_report_files
+from src.cli import strict_json
 from src.dataset import FilterDataModule
+from src.evaluation.evaluate import trivial_psnr
 from src.filters import get_filter
+from src.filters.sobel import sobel_magnitude
+from src.inference.predict import predict
+from src.inference.runtime import compiled_fused_torch, fused_torch, fused_weights
+from src.io.files import atomic_write_bytes
+from src.io.tables import markdown_table, mean_sd, write_csv
+from src.io.timing import median_seconds
+from src.models import exact_sobel_net, load_model
 from src.models.lit_pix2pix import Pix2PixModule
 from src.models.pix2pix import unet_depth
-from src.bench.knob_table import gpu_report_files
 from src.training.callbacks import Throughput  # shared with the CPU knobs table
-from src.io.files import atomic_write_bytes
-from src.io.tables import markdown_table
-from src.io.timing import median_seconds
-from src.cli import strict_json
+from src.training.config import TrainConfig
+from src.training.train import train
 
 KNOBS = ("bf16", "channels_last", "benchmark", "compile")
 # main.ipynb's `gpu` profile (the paper's 128x128 U-Net, ngf 64) in TrainConfig's words; `make train-pix2pix`
@@ -78,10 +90,6 @@ def train_throughput(cfg: dict, knobs: set[str]) -> float:
 def timed_training(cfg: dict, out_dir: Path, settings: dict, name: str) -> dict:
     """One run of the real training entry point (``settings`` over ``cfg``'s device), its test scores and
     the do-nothing PSNR beside them (all zeros for a gray target, the input for an RGB one)."""
-    from src.training.config import TrainConfig
-    from src.training.train import train
-    from src.evaluation.evaluate import trivial_psnr
-
     res = train(TrainConfig(**settings, accelerator=cfg["accelerator"], num_workers=cfg["workers"],
                             output=str(out_dir / f"{name}.ckpt"), run_dir=str(out_dir / "runs"), quiet=True,
                             logger="none"))
@@ -105,16 +113,12 @@ def can_steps(cfg: dict, out_dir: Path) -> dict:
 
 def _compact_net(cfg: dict):
     """The device and the shipped compact Sobel net on it (the exact hand-set one if none is shipped)."""
-    from src.models import exact_sobel_net, load_model
-
     device = torch.device("cuda" if cfg["accelerator"] != "cpu" else "cpu")
     ckpt = Path("models/sobel.ckpt")
     return device, (load_model(ckpt) if ckpt.is_file() else exact_sobel_net()).to(device).eval()
 
 
 def compact_gigapixels(cfg: dict) -> dict:
-    from src.inference.predict import predict
-
     device, net = _compact_net(cfg)
     s = cfg["big"]
     x = torch.rand(1, 3, s, s, device=device)
@@ -132,8 +136,6 @@ def compact_gigapixels(cfg: dict) -> dict:
 def predict_parts(net, rgb: np.ndarray, device: torch.device, timed) -> dict:
     """Where ``predict``'s time goes on the device (ms each): the upload from pageable and from pinned
     memory, the fused kernel on an image already there, the float32 download, and the NaN scan."""
-    from src.inference.runtime import compiled_fused_torch, fused_torch, fused_weights
-
     weights = fused_weights(net)
     fn = compiled_fused_torch() if device.type == "cuda" else fused_torch
     host = torch.from_numpy(rgb)
@@ -150,9 +152,6 @@ def predict_parts(net, rgb: np.ndarray, device: torch.device, timed) -> dict:
 
 def fused_gigapixels(cfg: dict) -> dict:
     """Section 4: GP/s of the compiled compact-net kernel vs a plain torch Sobel and the HBM bound."""
-    from src.filters.sobel import sobel_magnitude
-    from src.inference.runtime import compiled_fused_torch, fused_torch, fused_weights
-
     device, net = _compact_net(cfg)
     b, s = cfg["fused_batch"], cfg["big"]
     x = torch.randint(0, 256, (b, s, s, 3), dtype=torch.uint8, device=device)
@@ -251,10 +250,6 @@ def write_report(report: dict, out: Path, stem: str = "gpu-bench") -> None:
 
 def summarize(figures: Path) -> str:
     """Sections 2 and 3 of every ``gpu-bench*.json`` in ``figures``: one row per run, mean ± sd per model."""
-    import json
-
-    from src.io.tables import mean_sd, write_csv
-
     runs = []
     for f in gpu_report_files(figures):
         report = json.loads(f.read_text())
@@ -288,10 +283,95 @@ def summarize(figures: Path) -> str:
     return text
 
 
-def main(argv=None) -> int:
-    import datetime
-    import traceback
+@dataclass(frozen=True)
+class GpuBench:
+    """What one ``make gpu-bench`` run measures and where it writes (the command line's options, typed)."""
+    tiny: bool = False
+    skip_compile: bool = False
+    budget: float = 480  # seconds
+    out: Path = Path("figures")
+    work: Path = Path("models/gpu-bench")
+    only: tuple[str, ...] | None = None  # None: every section
+    batch: int | None = None  # None: the sizes' own (32 on a GPU)
+    workers: int | None = None  # None: the sizes' own (8 on a GPU)
+    seed: int = 0
+    stem: str = "gpu-bench"
 
+
+def bench_config(bench: GpuBench) -> tuple[dict, list[set[str]], dict[str, int]]:
+    """The sizes of every section, the knob sets of section 1 and the seconds each section is budgeted."""
+    if bench.tiny:
+        cfg = dict(accelerator="cpu", crop=32, ngf=4, batch=2, warmup=1, measure=2, workers=0, seconds=3, big=256,
+                   fused_batch=2, can_cap=20,
+                   pix2pix=dict(GPU_PROFILE, crop=32, model_kwargs={"ngf": 4}, batch_size=2, steps_per_epoch=2,
+                                precision=None, channels_last=False),
+                   can=dict(CAN_RUN, model_kwargs={"width": 4, "depth": 3}, crop=32, batch_size=2, max_steps=6,
+                            steps_per_epoch=3))
+        knob_sets, estimates = [set(), {"channels_last"}], dict.fromkeys(ESTIMATES, 0)
+    else:
+        if not torch.cuda.is_available():
+            raise SystemExit("error: no GPU visible; use --tiny for a CPU smoke run")
+        cfg = dict(accelerator="gpu", crop=128, ngf=64, batch=32, warmup=15, measure=40, workers=8, seconds=120,
+                   big=4096, fused_batch=8, can_cap=150, pix2pix=dict(GPU_PROFILE), can=dict(CAN_RUN))
+        knob_sets = [set(), {"bf16"}, {"channels_last"}, {"benchmark"}, {"bf16", "channels_last", "benchmark"}]
+        estimates = ESTIMATES
+    cfg.update({k: v for k, v in (("batch", bench.batch), ("workers", bench.workers)) if v is not None})
+    cfg["pix2pix"]["seed"] = cfg["can"]["seed"] = bench.seed
+    return cfg, knob_sets, estimates
+
+
+def _run_section(report: dict, name: str, section: Callable[[], dict | None], t_start: float) -> bool:
+    """One section into ``report`` (its figures, or why it failed); False if it failed."""
+    try:
+        value = section()
+        if value is not None:
+            report[name] = value
+        print(f"[{name}] done at {time.time() - t_start:.0f} s: {value if value is not None else ''}", flush=True)
+        return True
+    except Exception as e:  # one broken section must not cost the others' figures
+        traceback.print_exc()
+        report["not_run"][name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        return False
+
+
+def run(bench: GpuBench) -> tuple[dict, int]:
+    """Every section the budget covers, in turn: the report and how many sections failed. The report is
+    rewritten to ``OUT/STEM.{json,md}`` after every section, so a run cut short still leaves its figures."""
+    cfg, knob_sets, estimates = bench_config(bench)
+    compile_sets = [] if bench.skip_compile or bench.tiny else [set(KNOBS)]
+    device = torch.cuda.get_device_name() if cfg["accelerator"] != "cpu" else "cpu"
+    report: dict = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                    "device": device, "torch": torch.__version__,
+                    "config": dict(cfg), "train_images_per_s": {}, "not_run": {}}
+    t_start = time.time()
+
+    def throughput_rows(sets):
+        for knobs in sets:
+            name = "+".join(k for k in KNOBS if k in knobs) or "fp32, no knob"
+            report["train_images_per_s"][name] = ips = train_throughput(cfg, knobs)
+            print(f"train {cfg['crop']}x{cfg['crop']} [{name}]: {ips:.1f} img/s  ({time.time() - t_start:.0f} s)",
+                  flush=True)
+
+    sections = [("knobs", lambda: throughput_rows(knob_sets)), ("pix2pix", lambda: pix2pix_timed(cfg, bench.work)),
+                ("can", lambda: can_steps(cfg, bench.work)), ("compact", lambda: compact_gigapixels(cfg)),
+                ("fused", lambda: fused_gigapixels(cfg))]
+    if compile_sets:
+        sections.append(("compile", lambda: throughput_rows(compile_sets)))
+    failed = 0
+    for name, section in sections:
+        if bench.only and name not in bench.only:
+            continue
+        left = bench.budget - (time.time() - t_start)
+        if left < estimates[name]:
+            report["not_run"][name] = f"skipped: {left:.0f} s of the {bench.budget:.0f} s budget left, needs ~{estimates[name]} s"
+        elif not _run_section(report, name, section, t_start):
+            failed += 1
+        report["total_seconds"] = round(time.time() - t_start, 1)
+        write_report(report, bench.out, bench.stem)
+    return report, failed
+
+
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiny", action="store_true", help="CPU smoke run of the same code, tiny sizes")
     ap.add_argument("--skip-compile", action="store_true", help="leave torch.compile out")
@@ -308,64 +388,10 @@ def main(argv=None) -> int:
     if args.summarize:
         print(summarize(Path(args.out)), end="")
         return 0
-
-    if args.tiny:
-        cfg = dict(accelerator="cpu", crop=32, ngf=4, batch=2, warmup=1, measure=2, workers=0, seconds=3, big=256,
-                   fused_batch=2, can_cap=20,
-                   pix2pix=dict(GPU_PROFILE, crop=32, model_kwargs={"ngf": 4}, batch_size=2, steps_per_epoch=2,
-                                precision=None, channels_last=False),
-                   can=dict(CAN_RUN, model_kwargs={"width": 4, "depth": 3}, crop=32, batch_size=2, max_steps=6,
-                            steps_per_epoch=3))
-        knob_sets, estimates = [set(), {"channels_last"}], dict.fromkeys(ESTIMATES, 0)
-    else:
-        if not torch.cuda.is_available():
-            raise SystemExit("error: no GPU visible; use --tiny for a CPU smoke run")
-        cfg = dict(accelerator="gpu", crop=128, ngf=64, batch=32, warmup=15, measure=40, workers=8, seconds=120,
-                   big=4096, fused_batch=8, can_cap=150, pix2pix=dict(GPU_PROFILE), can=dict(CAN_RUN))
-        knob_sets = [set(), {"bf16"}, {"channels_last"}, {"benchmark"}, {"bf16", "channels_last", "benchmark"}]
-        estimates = ESTIMATES
-    compile_sets = [] if args.skip_compile or args.tiny else [set(KNOBS)]
-    cfg.update({k: v for k, v in (("batch", args.batch), ("workers", args.workers)) if v is not None})
-    cfg["pix2pix"]["seed"] = cfg["can"]["seed"] = args.seed
-
-    device = torch.cuda.get_device_name() if cfg["accelerator"] != "cpu" else "cpu"
-    report: dict = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                    "device": device, "torch": torch.__version__,
-                    "config": dict(cfg), "train_images_per_s": {}, "not_run": {}}
-    t_start = time.time()
-    out, work = Path(args.out), Path(args.work)
-
-    def throughput_rows(sets):
-        for knobs in sets:
-            name = "+".join(k for k in KNOBS if k in knobs) or "fp32, no knob"
-            report["train_images_per_s"][name] = ips = train_throughput(cfg, knobs)
-            print(f"train {cfg['crop']}x{cfg['crop']} [{name}]: {ips:.1f} img/s  ({time.time() - t_start:.0f} s)",
-                  flush=True)
-
-    sections = [("knobs", lambda: throughput_rows(knob_sets)), ("pix2pix", lambda: pix2pix_timed(cfg, work)),
-                ("can", lambda: can_steps(cfg, work)), ("compact", lambda: compact_gigapixels(cfg)),
-                ("fused", lambda: fused_gigapixels(cfg))]
-    if compile_sets:
-        sections.append(("compile", lambda: throughput_rows(compile_sets)))
-    failed = 0
-    for name, run in sections:
-        if args.only and name not in args.only:
-            continue
-        left = args.budget - (time.time() - t_start)
-        if left < estimates[name]:
-            report["not_run"][name] = f"skipped: {left:.0f} s of the {args.budget:.0f} s budget left, needs ~{estimates[name]} s"
-        else:
-            try:
-                value = run()
-                if value is not None:
-                    report[name] = value
-                print(f"[{name}] done at {time.time() - t_start:.0f} s: {value if value is not None else ''}", flush=True)
-            except Exception as e:  # one broken section must not cost the others' figures
-                traceback.print_exc()
-                report["not_run"][name] = f"failed: {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
-                failed += 1
-        report["total_seconds"] = round(time.time() - t_start, 1)
-        write_report(report, out, args.stem)
+    bench = GpuBench(tiny=args.tiny, skip_compile=args.skip_compile, budget=args.budget, out=Path(args.out),
+                     work=Path(args.work), only=tuple(args.only) if args.only else None, batch=args.batch,
+                     workers=args.workers, seed=args.seed, stem=args.stem)
+    report, failed = run(bench)
     print("\n".join(md_lines(report)))
     return 1 if failed else 0
 

@@ -12,6 +12,7 @@ repeats after a warm-up (``src.io.timing.median_seconds``). Training: steady-sta
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import logging
@@ -27,10 +28,20 @@ from typing import Any, Callable, Sequence
 import pytorch_lightning as pl
 import torch
 
-from src.errors import UserError
-from src.training.callbacks import Throughput
-from src.cli import run_cli, strict_json
 from src.bench.knob_table import Row, cpu_rows_of, gpu_reports, to_csv, to_markdown
+from src.cli import run_cli, strict_json
+from src.dataset import FilterDataModule
+from src.dataset.crops import to_tensor
+from src.dataset.sources import photo
+from src.errors import UserError
+from src.evaluation.metrics import psnr
+from src.filters import get_filter
+from src.inference.predict import predict
+from src.io.files import atomic_write_bytes
+from src.io.timing import median_seconds
+from src.models import build_model, exact_sobel_net, load_model
+from src.models.lit import FilterRegressor
+from src.training.callbacks import Throughput
 
 FULL = dict(mp=1.0, repeats=3, compile=("seed autoencoder", "CAN w16 d6"), crop=64, batch=32, warmup=10,
             measure=40, train_repeats=3)
@@ -46,8 +57,6 @@ def _one_line(exc: BaseException) -> str:
 
 # ----------------------------------------------------------------------------------------------- inference
 def _networks() -> dict[str, torch.nn.Module]:
-    from src.models import build_model, load_model
-
     ckpt = Path("models/autoencoder.ckpt")
     ae = load_model(ckpt) if ckpt.is_file() else build_model("autoencoder")
     return {"seed autoencoder": ae.eval(), "CAN w16 d6": build_model("can", width=16, depth=6).eval()}
@@ -55,12 +64,6 @@ def _networks() -> dict[str, torch.nn.Module]:
 
 def inference_rows(cfg: dict[str, Any]) -> list[Row]:
     """Threads, channels_last, no_grad / inference_mode, bf16 autocast, torch.compile, the OpenCV runtime."""
-    import copy
-
-    from src.dataset.crops import to_tensor
-    from src.dataset.sources import photo
-    from src.io.timing import median_seconds
-
     img = photo(cfg["mp"])
     x = to_tensor(img)[None]
     mp = img.shape[0] * img.shape[1] / 1e6
@@ -111,7 +114,6 @@ def bf16_psnr(net: torch.nn.Module, x: torch.Tensor) -> float:
                 net(x)
     finally:
         hook.remove()
-    from src.evaluation.metrics import psnr
 
     ref, low = outs
     lo, peak = ref.min(), float(ref.max() - ref.min()) or 1.0
@@ -137,8 +139,6 @@ def _compile_row(name: str, net: torch.nn.Module, x: torch.Tensor, mps: Callable
 
 
 def _opencv_row(img: Any, mps: Callable, what: str) -> Row:
-    from src.models import exact_sobel_net, load_model
-    from src.inference.predict import predict
 
     ckpt = Path("models/sobel.ckpt")
     net = load_model(ckpt) if ckpt.is_file() else exact_sobel_net()
@@ -149,7 +149,6 @@ def _opencv_row(img: Any, mps: Callable, what: str) -> Row:
 # ------------------------------------------------------------------------------------------------ training
 class ChannelsLast(pl.Callback):
     """NHWC weights and inputs for ``FilterRegressor`` (train.py's ``--channels-last`` covers Pix2Pix only)."""
-
     def on_fit_start(self, trainer, pl_module):
         pl_module.to(memory_format=CL)
 
@@ -176,10 +175,6 @@ class Case:
 
 def train_images_per_s(case: Case) -> float | None:
     """Training images/s of this process (None on DDP ranks other than 0)."""
-    from src.dataset import FilterDataModule
-    from src.filters import get_filter
-    from src.models.lit import FilterRegressor
-
     logging.getLogger("pytorch_lightning").setLevel(logging.WARNING)
     pl.seed_everything(0, verbose=False)
     flt = get_filter(case.filter)
@@ -290,8 +285,6 @@ def _out_stem(out: str) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.io.files import atomic_write_bytes
-
     ap = argparse.ArgumentParser(prog="python -m src.bench.knobs", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny images and step counts (seconds; for the tests)")
     ap.add_argument("--out", default="figures/knobs", help="writes OUT.csv and OUT.md")

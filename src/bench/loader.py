@@ -17,27 +17,30 @@ import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
-from src.errors import UserError
 from src.cli import run_cli
+from src.errors import UserError
+from src.io.files import atomic_write_bytes, check_writable
+from src.io.memory import PeakRSS
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def synthetic_photo(rng: np.random.Generator, width: int = 640, height: int = 480) -> np.ndarray:
     """A photo-like RGB image: a smooth colour field, a few hard-edged shapes and sensor grain."""
-    import cv2
-
     img = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
     for _ in range(6):
         x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
@@ -52,8 +55,6 @@ def synthetic_photo(rng: np.random.Generator, width: int = 640, height: int = 48
 
 def synthetic_folder(folder: Path, n: int, seed: int = 0, workers: int = 2) -> list[Path]:
     """``n`` JPEGs ``img00000.jpg ...`` in ``folder`` (each a function of ``(seed, i)``)."""
-    import cv2
-
     folder.mkdir(parents=True, exist_ok=True)
 
     def one(i: int) -> Path:
@@ -68,8 +69,8 @@ def synthetic_folder(folder: Path, n: int, seed: int = 0, workers: int = 2) -> l
 
 def loader_row(folder: str, workers: int, cache_mb: float, batches: int, crop: int, batch_size: int) -> dict:
     """One loader configuration, measured in this process: start-up, first batch, then steady crops/s."""
-    from src.dataset.datamodule import FilterDataModule
-    from src.filters import get_filter
+    from src.dataset.datamodule import FilterDataModule  # start-up: Lightning only when called
+    from src.filters import get_filter  # start-up: torch only when called
 
     t0 = time.perf_counter()
     data = FilterDataModule(get_filter("sobel"), data=folder, crop=crop, batch_size=batch_size,
@@ -90,8 +91,6 @@ def loader_row(folder: str, workers: int, cache_mb: float, batches: int, crop: i
 
 def measured(cmd: list[str], timeout: float = 1200) -> dict:
     """Run ``cmd``: its wall time, exit code, output and the peak RSS and PSS of its process tree."""
-    from src.io.memory import PeakRSS
-
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -117,11 +116,7 @@ def measured(cmd: list[str], timeout: float = 1200) -> dict:
 
 def decode_ms(paths: Sequence[Path], n: int = 40) -> float:
     """Median milliseconds to decode one file (one thread): what bounds a worker's images/s."""
-    import statistics
-
-    import cv2
-
-    from src.dataset.streaming import decode
+    from src.dataset.streaming import decode  # start-up: torch only when called
 
     cv2.setNumThreads(1)
     times = []
@@ -181,6 +176,87 @@ def markdown(rows: list[dict], train: dict, info: dict) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class LoaderBench:
+    """One ``make bench-loader`` run: the command line's options, typed."""
+    images: int = 5000
+    cache_images: int = 1000
+    batches: int = 30
+    crop: int = 128
+    batch_size: int = 32
+    train_steps: int = 40
+    workers: tuple[int, ...] = (0, 1, 2)
+    command: str = "python -m src.bench.loader"  # quoted by the report, so its numbers carry their command
+
+
+def loader_rows(bench: LoaderBench, folder: Path, subset: Path) -> list[dict]:
+    """Every loader row, streamed from ``folder`` then cached from ``subset``, each in a fresh process."""
+    rows = []
+    for cached in (False, True):
+        for workers in bench.workers:
+            spec = {"folder": str(subset if cached else folder), "workers": workers,
+                    "cache_mb": 1e6 if cached else 0, "batches": bench.batches, "crop": bench.crop,
+                    "batch_size": bench.batch_size}
+            res = measured([sys.executable, "-m", "src.bench.loader", "--row", json.dumps(spec)])
+            line = next((ln for ln in res["output"].splitlines() if ln.startswith("ROW ")), None)
+            if res["rc"] != 0 or line is None:
+                raise UserError(f"loader row {spec} failed: {res['output'][-500:]}")
+            row = {**json.loads(line[4:]), "workers": workers, "peak_rss_mb": res["peak_rss_mb"],
+                   "peak_pss_mb": res["peak_pss_mb"]}
+            rows.append(row)
+            print(f"{'cached' if cached else 'streamed'} workers={workers}: {row['crops_per_s']:.0f} crops/s, "
+                  f"first batch {row['first_batch_s']:.1f} s, peak RSS {row['peak_rss_mb']:.0f} MB, "
+                  f"PSS {row['peak_pss_mb']:.0f} MB")
+    return rows
+
+
+def training_run(bench: LoaderBench, folder: Path, tmp: Path) -> dict:
+    """The real training entry point on ``folder``: ``bench.train_steps`` steps, measured, and a 1-step run."""
+    train_cmd = ["-m", "src.training.train", "--data", "FOLDER", "--crop", str(bench.crop),
+                 "--batch-size", str(bench.batch_size), "--max-steps", str(bench.train_steps),
+                 "--steps-per-epoch", str(max(1, bench.train_steps // 2)), "--num-workers", "2",
+                 "--limit-val-batches", "20", "--no-test", "--logger", "none"]
+    runs = {}
+    for steps in (1, bench.train_steps):  # the whole 1-step run: an upper bound of the time to the first step
+        cmd = [sys.executable, *train_cmd, "--output", str(tmp / "m.ckpt"), "--run-dir", str(tmp / "runs")]
+        cmd[cmd.index("FOLDER")], cmd[cmd.index("--max-steps") + 1] = str(folder), str(steps)
+        runs[steps] = measured(cmd)
+        if runs[steps]["rc"] != 0:
+            raise UserError(f"training run failed: {runs[steps]['output'][-800:]}")
+    res = runs[bench.train_steps]
+    done = re.search(r'"steps": (\d+)', res["output"])
+    train = {**res, "steps": int(done[1]) if done else None, "command": "python " + " ".join(train_cmd),
+             "first_s": runs[1]["wall_s"],
+             "data_line": next((ln for ln in res["output"].splitlines() if ln.startswith("data: ")), "")}
+    print(f"training: a 1-step run takes {train['first_s']:.1f} s in all; {bench.train_steps} steps: peak RSS "
+          f"{train['peak_rss_mb']:.0f} MB, PSS {train['peak_pss_mb']:.0f} MB")
+    return train
+
+
+def run(bench: LoaderBench) -> tuple[list[dict], dict, dict]:
+    """``(loader rows, training run, the facts the report states)`` on synthetic photos in a temporary
+    folder, deleted at the end."""
+    with tempfile.TemporaryDirectory(prefix="loader-bench-") as tmp:
+        tmp = Path(tmp)
+        t0 = time.perf_counter()
+        paths = synthetic_folder(tmp / "all", bench.images)
+        print(f"generated {len(paths):,} JPEGs in {time.perf_counter() - t0:.0f} s")
+        subset = tmp / "subset"
+        subset.mkdir()
+        for p in paths[: bench.cache_images]:
+            os.link(p, subset / p.name)
+        rows = loader_rows(bench, tmp / "all", subset)
+        train = training_run(bench, tmp / "all", tmp)
+        info = {"images": bench.images, "size": "640x480", "crop": bench.crop, "batch_size": bench.batch_size,
+                "cache_images": bench.cache_images, "decode_ms": decode_ms(paths),
+                "file_kb": sum(p.stat().st_size for p in paths[:200]) / min(200, len(paths)) / 1024,
+                "decoded_mb": 640 * 480 * 3 / 2**20, "command": bench.command,
+                "cores": len(os.sched_getaffinity(0)),
+                "machine": f"{len(os.sched_getaffinity(0))} of this machine's {os.cpu_count()} cores (CPU affinity)",
+                "load": f"Load average at the end: {os.getloadavg()[0]:.1f} (a shared machine: other jobs ran)."}
+    return rows, train, info
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.bench.loader", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,62 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.images < 10 or not 3 <= args.cache_images <= args.images:
         raise UserError("--images must be at least 10 and --cache-images between 3 and --images")
     out = Path(args.out)
-    from src.io.files import check_writable
-
     check_writable(out.parent, files=(out.name + ".md",), what="--out")
-    with tempfile.TemporaryDirectory(prefix="loader-bench-") as tmp:
-        tmp = Path(tmp)
-        t0 = time.perf_counter()
-        paths = synthetic_folder(tmp / "all", args.images)
-        print(f"generated {len(paths):,} JPEGs in {time.perf_counter() - t0:.0f} s")
-        subset = tmp / "subset"
-        subset.mkdir()
-        for p in paths[: args.cache_images]:
-            os.link(p, subset / p.name)
-        rows = []
-        for cached in (False, True):
-            for workers in args.workers:
-                spec = {"folder": str(subset if cached else tmp / "all"), "workers": workers,
-                        "cache_mb": 1e6 if cached else 0, "batches": args.batches, "crop": args.crop,
-                        "batch_size": args.batch_size}
-                res = measured([sys.executable, "-m", "src.bench.loader", "--row", json.dumps(spec)])
-                line = next((ln for ln in res["output"].splitlines() if ln.startswith("ROW ")), None)
-                if res["rc"] != 0 or line is None:
-                    raise UserError(f"loader row {spec} failed: {res['output'][-500:]}")
-                row = {**json.loads(line[4:]), "workers": workers, "peak_rss_mb": res["peak_rss_mb"],
-                       "peak_pss_mb": res["peak_pss_mb"]}
-                rows.append(row)
-                print(f"{'cached' if cached else 'streamed'} workers={workers}: {row['crops_per_s']:.0f} crops/s, "
-                      f"first batch {row['first_batch_s']:.1f} s, peak RSS {row['peak_rss_mb']:.0f} MB, "
-                      f"PSS {row['peak_pss_mb']:.0f} MB")
-        train_cmd = ["-m", "src.training.train", "--data", "FOLDER", "--crop", str(args.crop),
-                     "--batch-size", str(args.batch_size), "--max-steps", str(args.train_steps),
-                     "--steps-per-epoch", str(max(1, args.train_steps // 2)), "--num-workers", "2",
-                     "--limit-val-batches", "20", "--no-test", "--logger", "none"]
-        runs = {}
-        for steps in (1, args.train_steps):  # the whole 1-step run: an upper bound of the time to the first step
-            cmd = [sys.executable, *train_cmd, "--output", str(tmp / "m.ckpt"), "--run-dir", str(tmp / "runs")]
-            cmd[cmd.index("FOLDER")], cmd[cmd.index("--max-steps") + 1] = str(tmp / "all"), str(steps)
-            runs[steps] = measured(cmd)
-            if runs[steps]["rc"] != 0:
-                raise UserError(f"training run failed: {runs[steps]['output'][-800:]}")
-        res = runs[args.train_steps]
-        done = re.search(r'"steps": (\d+)', res["output"])
-        train = {**res, "steps": int(done[1]) if done else None, "command": "python " + " ".join(train_cmd),
-                 "first_s": runs[1]["wall_s"],
-                 "data_line": next((ln for ln in res["output"].splitlines() if ln.startswith("data: ")), "")}
-        print(f"training: a 1-step run takes {train['first_s']:.1f} s in all; {args.train_steps} steps: peak RSS "
-              f"{train['peak_rss_mb']:.0f} MB, PSS {train['peak_pss_mb']:.0f} MB")
-        info = {"images": args.images, "size": "640x480", "crop": args.crop, "batch_size": args.batch_size,
-                "cache_images": args.cache_images, "decode_ms": decode_ms(paths),
-                "file_kb": sum(p.stat().st_size for p in paths[:200]) / min(200, len(paths)) / 1024,
-                "decoded_mb": 640 * 480 * 3 / 2**20,
-                "command": " ".join(["python -m src.bench.loader", *(argv if argv is not None else sys.argv[1:])]),
-                "cores": len(os.sched_getaffinity(0)),
-                "machine": f"{len(os.sched_getaffinity(0))} of this machine's {os.cpu_count()} cores (CPU affinity)",
-                "load": f"Load average at the end: {os.getloadavg()[0]:.1f} (a shared machine: other jobs ran)."}
-    from src.io.files import atomic_write_bytes
-
+    bench = LoaderBench(images=args.images, cache_images=args.cache_images, batches=args.batches, crop=args.crop,
+                        batch_size=args.batch_size, train_steps=args.train_steps, workers=tuple(args.workers),
+                        command=" ".join(["python -m src.bench.loader", *(argv if argv is not None else sys.argv[1:])]))
+    rows, train, info = run(bench)
     atomic_write_bytes(out.with_suffix(".md"), markdown(rows, train, info).encode())
     print(f"wrote {out.with_suffix('.md')}")
     return 0

@@ -15,8 +15,10 @@ Writes ``OUT.md`` and ``OUT.csv``.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import os
+import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,12 +27,18 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from src.cli import run_cli
 from src.dataset.sources import photo
 from src.errors import UserError
-from src.cli import run_cli
-from src.io.tables import markdown_table
+from src.evaluation.evaluate import checkpoint_filter
+from src.inference.predict import predict
+from src.inference.runtime import POOL_PIXELS, compiled_fused_torch, fused_runner, fused_weights
+from src.io.files import atomic_write_bytes
+from src.io.tables import markdown_table, write_csv
 from src.io.timing import interleaved_medians, median_seconds
+from src.models import exact_sobel_net, load_model
 
 BYTES_PER_PIXEL = 7  # uint8 RGB in, float32 out: what any runtime must move at least
 
@@ -48,12 +56,7 @@ def copy_bandwidth(threads: int, megabytes: int = 256, repeats: int = 15) -> flo
 
 def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callable[[], np.ndarray], str]]:
     """(name, call, note) for every runtime measured at this size; each call returns ``(H, W)`` float32."""
-    from src.models import exact_sobel_net
-    from src.inference.predict import predict
-    from src.inference.runtime import compiled_fused_torch, fused_runner, fused_weights
-
     mpx = img.shape[0] * img.shape[1] / 1e6
-    from src.inference.runtime import POOL_PIXELS
 
     pooled = img.shape[0] * img.shape[1] >= POOL_PIXELS
     rows = [("predict: fused row bands (default)", lambda: predict(net, img),
@@ -87,10 +90,6 @@ def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callabl
 def svd_split_errors(net, img: np.ndarray, truth: np.ndarray) -> dict[int, float]:
     """Max abs output error if the bank's kernels were cut to their first r singular terms (r separable
     passes each), for r = 1, 2: the price of an SVD split the runtime does not pay (it stays exact)."""
-    import copy
-
-    from src.inference.runtime import fused_runner
-
     errors = {}
     for rank in (1, 2):
         cut = copy.deepcopy(net)
@@ -105,15 +104,11 @@ def svd_split_errors(net, img: np.ndarray, truth: np.ndarray) -> dict[int, float
 
 
 def _torch_forward(net, img: np.ndarray) -> np.ndarray:
-    from src.inference.predict import predict
-
     return predict(net, img, backend="torch")
 
 
 def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: bool,
             copy_mb: int = 256) -> tuple[list[dict], dict]:
-    from src.models import exact_sobel_net, load_model
-    from src.evaluation.evaluate import checkpoint_filter
 
     net = load_model(checkpoint)
     flt = checkpoint_filter(net)
@@ -167,9 +162,6 @@ def markdown(rows: list[dict], info: dict) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.io.files import atomic_write_bytes
-    from src.io.tables import write_csv
-
     ap = argparse.ArgumentParser(prog="python -m src.bench.speed", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="models/sobel.ckpt")
     ap.add_argument("--repeats", type=int, default=15)
@@ -200,11 +192,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def large_image_run(checkpoint: str, megapixels: float, tile: int) -> int:
     """Tiled prediction of one huge photo: wall time and the process's peak resident memory."""
-    import resource
-
-    from src.models import load_model
-    from src.inference.predict import predict
-
     net = load_model(checkpoint)
     img = photo(megapixels)
     t0 = time.perf_counter()
@@ -219,8 +206,6 @@ def large_image_run(checkpoint: str, megapixels: float, tile: int) -> int:
 
 def layer_table(img: np.ndarray, repeats: int) -> None:
     """Why the OpenCV runtime: one 5x5 convolution of a gray megapixel into 2 channels, each way."""
-    import torch.nn.functional as F
-
     gray = cv2.cvtColor(img.astype(np.float32) / 255, cv2.COLOR_RGB2GRAY)
     k = np.random.default_rng(0).standard_normal((2, 1, 5, 5)).astype(np.float32)
     x = torch.from_numpy(gray)[None, None]

@@ -11,7 +11,7 @@ _LAZY = {"FilterDataModule", "RandomCrops", "WholeImages", "to_tensor"}
 
 def __getattr__(name: str):
     if name in _LAZY:
-        from src.dataset import datamodule
+        from src.dataset import datamodule  # lazy: the data commands start without torch
 
         return getattr(datamodule, name)
     raise AttributeError(f"module 'src.dataset' has no attribute {name!r}")

@@ -5,6 +5,7 @@ May import: :mod:`src.filters` (the target of a crop).
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 
@@ -54,8 +55,6 @@ def target_tensor(filter: Filter, rgb: np.ndarray) -> torch.Tensor:
 
 def pad_to(rgb: np.ndarray, size: int) -> np.ndarray:
     """``rgb`` reflect-101 padded (edge-padded when 1 px wide) on the bottom/right up to ``size`` x ``size``."""
-    import cv2
-
     h, w = rgb.shape[:2]
     if h >= size and w >= size:
         return rgb

@@ -4,13 +4,14 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
-
+import skimage.data
 
 from src.download.catalog import DATASETS, parse_data_spec
-from src.io.splits import SPLITS, assign_splits
-from src.io.images import NamedImage, list_images, read_rgb, to_rgb_uint8
 from src.errors import UserError
+from src.io.images import NamedImage, list_images, read_rgb, to_rgb_uint8
+from src.io.splits import SPLITS, assign_splits
 
 # scikit-image ships these with its wheel. Split by image, so no test picture is ever trained on.
 EMBEDDED_SPLITS: dict[str, tuple[str, ...]] = {
@@ -25,8 +26,6 @@ EMBEDDED_SPLITS: dict[str, tuple[str, ...]] = {
 
 def embedded_images(split: str) -> list[NamedImage]:
     """The bundled scikit-image pictures of one split, as RGB uint8 (gray ones stacked, alpha dropped)."""
-    import skimage.data
-
     if split not in EMBEDDED_SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {SPLITS}")
     return [NamedImage(n, to_rgb_uint8(getattr(skimage.data, n)())) for n in EMBEDDED_SPLITS[split]]
@@ -38,9 +37,6 @@ def photo(megapixels: float) -> np.ndarray:
     >>> photo(0.01).shape
     (100, 100, 3)
     """
-    import cv2
-    import skimage.data
-
     side = max(1, int(round((megapixels * 1e6) ** 0.5)))
     return cv2.resize(skimage.data.astronaut(), (side, side), interpolation=cv2.INTER_CUBIC)
 

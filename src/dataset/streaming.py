@@ -19,16 +19,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import cv2
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 from torch.utils.data.dataloader import default_collate
 
-from src.dataset.crops import pad_to, target_tensor, crop_rng, cut, random_window, to_tensor
-from src.io.images import MAX_PIXELS, read_rgb
-from src.io.images import NamedImage
+from src.dataset.crops import crop_rng, cut, pad_to, random_window, target_tensor, to_tensor
+from src.dataset.sources import load_split
+from src.download.catalog import parse_data_spec
+from src.download.download import read_json
+from src.download.prepare import VERSION, filter_probe, interim_folder, prepare_interim, processed_folder, read_target
 from src.errors import UserError
 from src.filters import Filter
+from src.io.images import MAX_PIXELS, NamedImage, list_images, read_rgb
+from src.io.splits import assign_splits
 
 JPEG_SUFFIXES = {".jpg", ".jpeg"}
 MAX_DRAWS = 100  # draws of one crop before a mostly-unreadable folder is an error
@@ -45,8 +51,6 @@ class ImageFile:
 
 def header_shape(path: str | os.PathLike) -> tuple[int, int]:
     """``(H, W)`` of an image file from its header, as :func:`decode` will return it; UserError if unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -64,7 +68,6 @@ def decode(path: str | os.PathLike) -> np.ndarray:
     """RGB uint8 ``(H, W, 3)`` of an image file: OpenCV for JPEG (a third faster than Pillow, the same
     pixels, EXIF orientation applied), :func:`~src.io.images.read_rgb` for every other format."""
     if Path(path).suffix.lower() in JPEG_SUFFIXES:
-        import cv2
 
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is not None:
@@ -108,7 +111,6 @@ def default_cache_mb() -> int:
 
 class Skips:
     """Files that became unreadable: one warning line each (per loader process), counted across processes."""
-
     def __init__(self):
         self.count = multiprocessing.get_context().Value("i", 0)  # shared with forked/spawned loader workers
         self.seen: set[str] = set()
@@ -152,7 +154,6 @@ class LazyImages(Sequence):
             raise UserError(f"{f.path}: changed on disk ({rgb.shape[1]}x{rgb.shape[0]}, was {f.shape[1]}x{f.shape[0]})")
         target = None
         if f.target is not None:
-            from src.download.prepare import read_target
 
             target = read_target(f.target)
             if target.shape[:2] != f.shape:
@@ -192,7 +193,6 @@ class StreamingCrops(Dataset):
     """:class:`~src.dataset.datamodule.RandomCrops` over :class:`LazyImages`: the same seeded windows per
     ``(seed, index)``, the image decoded when the item is asked for. A stored target is cut at the same
     window; else the loader computes it (``filter``) or the model does (on device)."""
-
     def __init__(self, images: LazyImages, crop: int, length: int, filter: Filter | None = None, seed: int = 0):
         if not len(images):
             raise ValueError("no training images")
@@ -254,7 +254,6 @@ def collate_present(items: list) -> dict | None:
 class RankShard(DistributedSampler):
     """Every ``world_size``-th index of ``inner`` from ``rank``, without padding, so each validation image
     is seen once and each training crop by one rank. A ``DistributedSampler``, so Lightning keeps it."""
-
     def __init__(self, inner: Sampler[int] | Sequence[int], rank: int, world_size: int):  # noqa: super() needs a process group
         self.inner, self.rank, self.num_replicas, self.epoch = inner, rank, world_size, 0
 
@@ -268,9 +267,6 @@ class RankShard(DistributedSampler):
 def processed_targets(ds, size: str, filter: Filter, root: Path | None = None) -> tuple[Path | None, str]:
     """The ``data/processed`` folder of ``filter`` when its manifest matches what is asked, and a line saying
     where the targets come from (or why a folder there is ignored)."""
-    from src.download.download import read_json
-    from src.download.prepare import VERSION, filter_probe, interim_folder, processed_folder
-
     folder = processed_folder(ds, size, filter, root)
     if not (folder / "manifest.json").exists():
         params = "".join(f" --filter-param {k}={v}" for k, v in filter.params.items())
@@ -292,11 +288,6 @@ def processed_targets(ds, size: str, filter: Filter, root: Path | None = None) -
 
 def split_sources(data: str, split: str, filter: Filter | None) -> tuple[list[tuple[str, Path]], dict[str, Path] | None, str]:
     """``(name, path)`` of a split's images, their stored targets by name (or None) and the targets line."""
-    from src.download.catalog import parse_data_spec
-    from src.io.images import list_images
-    from src.dataset.sources import load_split
-    from src.io.splits import assign_splits
-
     parsed = parse_data_spec(data)
     if parsed is None:
         root = Path(data)
@@ -304,7 +295,6 @@ def split_sources(data: str, split: str, filter: Filter | None) -> tuple[list[tu
         if not paths:
             load_split(data, split)  # raises the one-line reason (missing folder, no images, too few)
         return [(str(p.relative_to(root)), p) for p in paths], None, "targets: computed on the fly (a folder)"
-    from src.download.prepare import interim_folder, prepare_interim
 
     ds, size = parsed
     prepare_interim(ds, size)

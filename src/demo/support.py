@@ -24,13 +24,14 @@ import cv2
 import numpy as np
 import torch.nn as nn
 
-from src.io.images import MAX_PIXELS, read_rgb, to_uint8, write_png
-from src.io.files import atomic_write_bytes
 from src.dataset.sources import embedded_images
 from src.errors import UserError
-from src.filters import stored_filter
 from src.evaluation.metrics import psnr, ssim, ssim_is_sampled
+from src.filters import available, stored_filter
 from src.inference.predict import predict
+from src.io.files import atomic_write_bytes
+from src.io.images import MAX_PIXELS, read_rgb, to_uint8, write_png
+from src.models.checkpoint import load_model, read_checkpoint
 
 TILE = 512
 TILE_ABOVE_PIXELS = 4_000_000
@@ -66,9 +67,6 @@ def find_checkpoints(models_dir: str | os.PathLike, extra: str | os.PathLike | N
     is code (``module:function``) is refused unless ``trust_filter``. An invalid ``extra`` raises
     :class:`UserError`: the user asked for that file by name.
     """
-    from src.filters import available
-    from src.models.checkpoint import read_checkpoint
-
     paths = sorted(Path(models_dir).glob("*.ckpt")) if Path(models_dir).is_dir() else []
     if extra is not None:
         extra = Path(extra)
@@ -95,8 +93,6 @@ def _checked(blob: dict, path: Path, trust_filter: bool, registered: dict) -> Ch
 
 @lru_cache(maxsize=4)
 def _load(path: str, mtime: float) -> nn.Module:
-    from src.models.checkpoint import load_model
-
     return load_model(path)
 
 
@@ -216,7 +212,7 @@ def heatmap(err: np.ndarray, vmax: float) -> np.ndarray:
 
     A 256-entry lookup table, so a 50 MP map costs 150 MB rather than matplotlib's float RGBA copy.
     """
-    import matplotlib
+    import matplotlib  # start-up: matplotlib only when called
 
     lut = np.round(matplotlib.colormaps[HEATMAP](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
     scale = 255.0 / vmax if vmax > 0 else 0.0
@@ -229,7 +225,6 @@ class HeavyGate:
 
     The server's worker threads outnumber ``workers + waiting``, so small requests always find a free one.
     """
-
     def __init__(self, workers: int = 1, waiting: int = 2):
         self._run = threading.BoundedSemaphore(workers)
         self._lock = threading.Lock()

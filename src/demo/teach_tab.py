@@ -19,9 +19,33 @@ from typing import Any
 
 import numpy as np
 
+from src.demo.support import (
+    TILE,
+    TILE_ABOVE_PIXELS,
+    Checkpoint,
+    compare,
+    heatmap,
+    load_checkpoint,
+    write_panel,
+    write_panels,
+)
 from src.errors import UserError
+from src.filters import get_filter
 from src.filters.zoo import ZOO_FILTERS
-from src.training.teach import DEFAULT_STEPS, HOLDOUT, MAX_PAIR_PIXELS, MAX_STEPS, TEACH_MODELS
+from src.inference.predict import predict
+from src.io.images import read_rgb, to_uint8, write_png
+from src.models import load_model
+from src.training.teach import (
+    DEFAULT_STEPS,
+    HOLDOUT,
+    MAX_PAIR_PIXELS,
+    MAX_STEPS,
+    TEACH_MODELS,
+    check_pair,
+    describe,
+    holdout_prediction,
+    teach,
+)
 
 TEACH_DIR = Path(tempfile.gettempdir()) / "learn-filters-teach"
 TEACH_JOBS = 2  # jobs training at once on the server (each uses one CPU thread for the compact net)
@@ -31,7 +55,6 @@ POLL_S = 0.5  # how often the live curve refreshes
 
 def fill_choices() -> list[str]:
     """Zoo filters that can fill *after* from *before* (the zoo run's list, in its order)."""
-
     return [name for name, _ in ZOO_FILTERS]
 
 
@@ -109,9 +132,6 @@ class Sessions:
 
 def fill_after(session: Session, before_path: str, filter_name: str) -> str:
     """Apply the zoo filter ``filter_name`` to *before*; the PNG lands in the session's folder."""
-    from src.io.images import read_rgb, write_png
-    from src.filters import get_filter
-
     params = dict(ZOO_FILTERS)[filter_name]
     rgb = read_rgb(before_path, max_pixels=MAX_PAIR_PIXELS)
     out = session.folder / "filled" / f"{filter_name}-{time.time_ns()}.png"
@@ -122,7 +142,7 @@ def fill_after(session: Session, before_path: str, filter_name: str) -> str:
 
 def curve_frame(points: list[tuple[int, float]], baseline: float | None):
     """The live plot's data: validation PSNR per step, and the baseline as a flat line."""
-    import pandas as pd
+    import pandas as pd  # start-up: pandas only when called
 
     rows = [{"step": step, "psnr": v, "series": "held-out stripe"} for step, v in points]
     if baseline is not None and points:
@@ -133,7 +153,6 @@ def curve_frame(points: list[tuple[int, float]], baseline: float | None):
 
 class Job:
     """One teaching run in a background thread, watched by the page (``points``, ``step``) until ``done``."""
-
     def __init__(self, session: Session, before: str, after: str, model: str, steps: int):
         self.session, self.points, self.step, self.max_steps = session, [], 0, steps
         self.baseline: float | None = None
@@ -150,8 +169,6 @@ class Job:
             self.points.append((event["step"], event["val_psnr"]))
 
     def _run(self) -> None:
-        from src.training.teach import teach
-
         before, after, model, steps, source = self.args
         try:
             self.result = teach(before, after, model=model, max_steps=steps, workdir=self.workdir,
@@ -196,11 +213,6 @@ def finish_job(session: Session, job: Job) -> tuple[Path, dict[str, Any]]:
 
 def holdout_panels(path: Path, before: str, after: str, folder: Path) -> tuple[str, str]:
     """The model's output and its |error| heat map on the held-out stripe, as PNG files in ``folder``."""
-    from src.training.teach import check_pair, holdout_prediction
-    from src.models import load_model
-    from src.demo.support import heatmap, write_panel
-    from src.io.images import to_uint8
-
     b, a, channels = check_pair(before, after)
     pred, target = holdout_prediction(load_model(path), b, a, channels)
     err = np.abs(pred - target)
@@ -237,10 +249,6 @@ INTRO = (
 def predict_taught(taught: Taught, rgb: np.ndarray, folder: Path) -> tuple[str, str | None, str | None, str]:
     """The Predict tab for a taught model: compared with the zoo filter that made its example, if one did;
     otherwise its output alone (a filter known from one example has no reference on other images)."""
-    from src.io.images import write_png
-    from src.demo.support import TILE, TILE_ABOVE_PIXELS, Checkpoint, compare, load_checkpoint, write_panels
-    from src.inference.predict import predict
-
     net = load_checkpoint(Checkpoint(taught.path, taught.model, "pairs", {}))
     if taught.source:
         result = compare(net, rgb, taught.source, dict(ZOO_FILTERS)[taught.source])
@@ -256,32 +264,54 @@ def predict_taught(taught: Taught, rgb: np.ndarray, folder: Path) -> tuple[str, 
             "filter for other images, so only the model's output is shown")
 
 
-def build_teach_tab(gr, sessions: Sessions, uploaded_path, model_dd, filter_dd, model_choices) -> None:
-    """The Teach tab's components and events, inside the caller's ``gr.Tab``; also the ``/teach`` endpoint.
+NO_FILL = "(upload the after image)"  # the fill dropdown's first entry: keep the uploaded after image
 
-    ``uploaded_path``: the demo's payload -> path helper; ``model_dd``, ``filter_dd``, ``model_choices``: the
-    Predict tab's model list, which gains each model taught in the session.
-    """
-    from src.training.teach import describe
 
-    def user_error(exc: UserError):
-        return gr.Error(str(exc), print_exception=False)
+@dataclass
+class TeachPanel:
+    """The Teach tab's components that its events read or write."""
+    before: Any
+    after: Any
+    fill: Any
+    net: Any
+    steps: Any
+    learn_btn: Any
+    stop_btn: Any
+    status: Any
+    plot: Any
+    out_img: Any
+    err_img: Any
+    summary_md: Any
+    download: Any
 
-    gr.Markdown(INTRO)
+
+def user_error(gr, exc: UserError):
+    """A ``UserError`` as the toast Gradio shows, without a stack trace in the server log."""
+    return gr.Error(str(exc), print_exception=False)
+
+
+def build_teach_inputs(gr) -> tuple[Any, Any, Any, Any, Any]:
+    """The *before* / *after* uploads, the zoo-filter fill, the network and the step budget."""
     upload = dict(type="filepath", image_mode=None, format="png", sources=["upload", "clipboard"],
                   buttons=["fullscreen"])
     with gr.Row(equal_height=True):
         before = gr.Image(label="Before", elem_id="teach-before", **upload)
         after = gr.Image(label="After", elem_id="teach-after", **upload)
-    none = "(upload the after image)"
     with gr.Row():
-        fill = gr.Dropdown([none] + fill_choices(), value=none, label="…or make the after image with a zoo filter",
-                           elem_id="teach-fill")
+        fill = gr.Dropdown([NO_FILL] + fill_choices(), value=NO_FILL,
+                           label="…or make the after image with a zoo filter", elem_id="teach-fill")
         net = gr.Radio(list(TEACH_MODELS), value="compact", label="Network", elem_id="teach-model",
                        info="compact: a few dozen weights, gray or RGB bank chosen from the after image; can: a "
                             "small context-aggregation network (slower, for photographic operators)")
         steps = gr.Slider(1, MAX_STEPS, value=DEFAULT_STEPS["compact"], step=1, label="Step budget",
                           elem_id="teach-steps")
+    return before, after, fill, net, steps
+
+
+def build_teach_panel(gr) -> TeachPanel:
+    """The Teach tab's layout: introduction, inputs, buttons, live curve and the learned model's outputs."""
+    gr.Markdown(INTRO)
+    before, after, fill, net, steps = build_teach_inputs(gr)
     with gr.Row():
         learn_btn = gr.Button("Learn", variant="primary", elem_id="teach-learn")
         stop_btn = gr.Button("Stop", elem_id="teach-stop")
@@ -296,21 +326,18 @@ def build_teach_tab(gr, sessions: Sessions, uploaded_path, model_dd, filter_dd, 
     summary_md = gr.Markdown(elem_id="teach-summary")
     download = gr.File(label="Learned checkpoint (load_model, predict --checkpoint)", elem_id="teach-download",
                        interactive=False)
+    return TeachPanel(before, after, fill, net, steps, learn_btn, stop_btn, status, plot, out_img, err_img,
+                      summary_md, download)
 
-    def on_fill(before_payload, name, request: gr.Request):
-        if name == none or before_payload is None:
-            return gr.skip()
-        try:
-            return fill_after(sessions.get(request.session_hash), uploaded_path(before_payload), name)
-        except UserError as exc:
-            raise user_error(exc) from None
 
+def learn_handler(gr, sessions: Sessions, uploaded_path, model_choices):
+    """The Learn button: start a job, stream its curve, then show the held-out panels and select the model."""
     def learn(before_payload, after_payload, model, budget, filter_name, request: gr.Request):
         session = sessions.get(request.session_hash)
         try:
             job = start_job(session, uploaded_path(before_payload), uploaded_path(after_payload), model, budget)
         except UserError as exc:
-            raise user_error(exc) from None
+            raise user_error(gr, exc) from None
         skip = (gr.skip(),) * 5
         try:
             while not job.done:  # the plot waits for its first point (an empty frame leaves it without colours)
@@ -319,7 +346,7 @@ def build_teach_tab(gr, sessions: Sessions, uploaded_path, model_dd, filter_dd, 
             path, summary = finish_job(session, job)
             output, error = holdout_panels(path, *job.args[:2], job.workdir)
         except UserError as exc:
-            raise user_error(exc) from None
+            raise user_error(gr, exc) from None
         except GeneratorExit:  # the page went away: end the run
             session.stop.set()
             raise
@@ -327,21 +354,41 @@ def build_teach_tab(gr, sessions: Sessions, uploaded_path, model_dd, filter_dd, 
         yield (f"done: {status_line(job)}", curve_frame(job.points, job.baseline), output, error,
                describe(summary), str(path), gr.Dropdown(choices=choices, value=str(path)))
 
+    return learn
+
+
+def wire_teach_events(gr, panel: TeachPanel, sessions: Sessions, uploaded_path, model_dd, filter_dd,
+                      model_choices) -> None:
+    """Fill *after* from a zoo filter, follow the network's default budget, Learn and Stop."""
+
+    def on_fill(before_payload, name, request: gr.Request):
+        if name == NO_FILL or before_payload is None:
+            return gr.skip()
+        try:
+            return fill_after(sessions.get(request.session_hash), uploaded_path(before_payload), name)
+        except UserError as exc:
+            raise user_error(gr, exc) from None
+
     def stop(request: gr.Request):
         sessions.get(request.session_hash).stop.set()
 
     def on_model(model):
         return DEFAULT_STEPS[model]
 
-    fill.change(on_fill, [before, fill], after, preprocess=False, api_visibility="private")
-    before.change(on_fill, [before, fill], after, preprocess=False, api_visibility="private")
-    net.change(on_model, net, steps, api_visibility="private")
-    learn_btn.click(learn, [before, after, net, steps, filter_dd],
-                    [status, plot, out_img, err_img, summary_md, download, model_dd], preprocess=False,
-                    concurrency_id="teach", concurrency_limit=TEACH_JOBS, api_visibility="private")
-    stop_btn.click(stop, None, None, concurrency_limit=None, api_visibility="private")
+    panel.fill.change(on_fill, [panel.before, panel.fill], panel.after, preprocess=False, api_visibility="private")
+    panel.before.change(on_fill, [panel.before, panel.fill], panel.after, preprocess=False, api_visibility="private")
+    panel.net.change(on_model, panel.net, panel.steps, api_visibility="private")
+    panel.learn_btn.click(learn_handler(gr, sessions, uploaded_path, model_choices),
+                          [panel.before, panel.after, panel.net, panel.steps, filter_dd],
+                          [panel.status, panel.plot, panel.out_img, panel.err_img, panel.summary_md, panel.download,
+                           model_dd],
+                          preprocess=False, concurrency_id="teach", concurrency_limit=TEACH_JOBS,
+                          api_visibility="private")
+    panel.stop_btn.click(stop, None, None, concurrency_limit=None, api_visibility="private")
 
-    # /teach: the same job for scripts (gradio_client), sharing the server's job cap
+
+def add_teach_endpoint(gr, sessions: Sessions) -> None:
+    """``/teach``: the same job for scripts (gradio_client), sharing the server's job cap."""
     api_before, api_after = gr.File(visible=False), gr.File(visible=False)
     api_model, api_steps = gr.Textbox(value="compact", visible=False), gr.Number(value=None, visible=False)
     api_ckpt, api_summary = gr.File(visible=False), gr.JSON(visible=False)
@@ -353,9 +400,20 @@ def build_teach_tab(gr, sessions: Sessions, uploaded_path, model_dd, filter_dd, 
             job = start_job(session, before_file, after_file, model or "compact", budget)
             path, summary = finish_job(session, job)
         except UserError as exc:
-            raise user_error(exc) from None
+            raise user_error(gr, exc) from None
         # model_id: the value that selects this model in /predict (the Predict tab's model list) for this session
         return str(path), {**summary, "model_id": str(path)}
 
     gr.Button(visible=False).click(teach_api, [api_before, api_after, api_model, api_steps], [api_ckpt, api_summary],
                                    api_name="teach", concurrency_id="teach")
+
+
+def build_teach_tab(gr, sessions: Sessions, uploaded_path, model_dd, filter_dd, model_choices) -> None:
+    """The Teach tab's components and events, inside the caller's ``gr.Tab``; also the ``/teach`` endpoint.
+
+    ``uploaded_path``: the demo's payload -> path helper; ``model_dd``, ``filter_dd``, ``model_choices``: the
+    Predict tab's model list, which gains each model taught in the session.
+    """
+    panel = build_teach_panel(gr)
+    wire_teach_events(gr, panel, sessions, uploaded_path, model_dd, filter_dd, model_choices)
+    add_teach_endpoint(gr, sessions)

@@ -34,12 +34,13 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, getproxies, proxy_bypass, urlopen
 
+from PIL import Image
 from tqdm import tqdm
 
-from src.download.catalog import DATASETS, DataSet, Resource, data_root, get_dataset, human_bytes
-from src.io.files import atomic_write_bytes
-from src.errors import UserError
 from src.cli import run_cli, strict_json
+from src.download.catalog import DATASETS, DataSet, Resource, data_root, get_dataset, human_bytes
+from src.errors import UserError
+from src.io.files import atomic_write_bytes
 
 CONNECT_TIMEOUT = 10.0  # seconds, per connect and per read
 RETRIES = 3  # resumes after a cut connection, within one run
@@ -316,8 +317,6 @@ def listed_images(list_path: Path) -> list[tuple[str, int, int]]:
 
 
 def _check_image_size(path: Path, width: int, height: int) -> None:
-    from PIL import Image
-
     name = path.name.removesuffix(".part")
     try:
         with Image.open(path) as im:

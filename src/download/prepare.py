@@ -27,6 +27,7 @@ import os
 import pickle
 import re
 import shutil
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,17 +35,19 @@ from itertools import islice
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
+import cv2
 import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
+from src.cli import parse_params, run_cli
 from src.download.catalog import DATASETS, SIZES, DataSet, data_root, get_dataset, parse_data_spec
 from src.download.download import downloaded_images, fingerprint, raw_folder, read_json, require_downloaded, write_json
-from src.io.images import read_rgb, write_png
-from src.io.files import atomic_write_bytes
-from src.io.splits import SPLITS, folder_split_of
-from src.io.images import NamedImage
 from src.errors import UserError
-from src.cli import parse_params, run_cli
 from src.filters import Filter, get_filter
+from src.io.files import atomic_write_bytes
+from src.io.images import NamedImage, read_rgb, write_png
+from src.io.splits import SPLITS, folder_split_of
 
 VERSION = 1  # bump when the interim or processed format changes
 BATCH = 256  # images in flight at once
@@ -102,8 +105,6 @@ def fit_size(rgb: np.ndarray, size: str) -> np.ndarray:
     >>> fit_size(np.zeros((32, 40, 3), np.uint8), "64").shape
     (32, 40, 3)
     """
-    import cv2
-
     if size == "native":
         return rgb
     s = int(size)
@@ -150,10 +151,6 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
 def _stream(items: Iterable, work: Callable, workers: int, desc: str, total: int | None) -> list:
     """``work(item)`` for every item through a thread pool, one batch at a time (memory: one batch of images
     in flight, whatever the data set's size); the small results. Ends with one line: images and images/s."""
-    import time
-
-    from tqdm import tqdm
-
     results = []
     t0 = time.perf_counter()
     pool = ThreadPoolExecutor(max(1, workers))
@@ -196,7 +193,6 @@ def prepare_interim(ds: DataSet, size: str, root: Path | None = None, workers: i
     def one(item: SourceImage) -> tuple[str, str]:
         dest = out / item.split / f"{item.name}.png"
         if dest.exists():  # written by an interrupted run
-            from PIL import Image
 
             with Image.open(dest) as im:
                 small = size != "native" and min(im.size) < int(size)
@@ -265,8 +261,6 @@ def prepare_processed(ds: DataSet, size: str, filter: Filter, root: Path | None 
 
 def read_target(path: str | os.PathLike) -> np.ndarray:
     """A stored target PNG -> float32 ``(H, W)`` or ``(H, W, 3)`` in [0, 1]."""
-    import cv2
-
     q = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if q is None:
         raise UserError(f"{path}: cannot read target")

@@ -17,17 +17,17 @@ from typing import Sequence
 import numpy as np
 import torch.nn as nn
 
+from src.cli import run_cli
+from src.dataset.sources import folder_images, load_split
+from src.errors import UserError
+from src.evaluation.metrics import image_metrics, psnr
+from src.filters import Filter, stored_filter
+from src.inference.predict import predict
 from src.io.files import check_writable
+from src.io.images import NamedImage
 from src.io.plots import pyplot, save_figure
 from src.io.tables import write_csv
-from src.dataset.sources import folder_images, load_split
-from src.io.images import NamedImage
-from src.errors import UserError
-from src.cli import run_cli
-from src.filters import Filter, stored_filter
-from src.evaluation.metrics import image_metrics
 from src.models.checkpoint import load_model, record_metrics
-from src.inference.predict import predict
 
 COLUMNS = ("psnr", "ssim", "mae", "zero_psnr", "border_psnr", "interior_psnr")
 
@@ -69,8 +69,6 @@ def evaluate_images(
 
 def trivial_psnr(flt: Filter, data: str = "skimage", split: str = "test") -> float:
     """Mean PSNR of the do-nothing answer on a split: the input itself for RGB filters, all zeros for gray ones."""
-    from src.evaluation.metrics import psnr
-
     values = []
     for im in load_split(data, split):
         target = flt(im.rgb)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 from src.errors import UserError
@@ -76,8 +77,6 @@ def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-pixel SSIM of float64 ``(h, w)`` or ``(h, w, C)`` arrays (torchmetrics' formula and window).
 
     float64: ``E[x^2] - E[x]^2`` cancels, and float32 leaves errors of ~1e-6 in the mean."""
-    import cv2
-
     k = cv2.getGaussianKernel(11, 1.5, cv2.CV_64F)
 
     def blur(a: np.ndarray) -> np.ndarray:

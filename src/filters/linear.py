@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from src.errors import UserError
-from src.filters.functional import correlate, rgb_to_gray
+from src.filters.functional import BT601, correlate, rgb_to_gray
 
 
 def unit_affine(kernel: np.ndarray) -> tuple[float, float]:
@@ -58,7 +58,5 @@ def rgb_kernel(kernel: np.ndarray) -> np.ndarray:
 
     This is what a network that learned the filter exactly has as its effective (linearised) kernel.
     """
-    from src.filters.functional import BT601
-
     scale, _ = unit_affine(kernel)
     return np.stack([w * scale * np.asarray(kernel, np.float64) for w in BT601])

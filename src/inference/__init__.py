@@ -14,7 +14,7 @@ __all__ = ["predict"]
 
 def __getattr__(name: str):
     if name == "predict":
-        from src.inference.predict import predict
+        from src.inference.predict import predict  # lazy: resolved on first use, so python -m of the module runs without a double import
 
         return predict
     raise AttributeError(f"module 'src.inference' has no attribute {name!r}")

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from src.io.files import atomic_write_bytes
-from src.errors import UserError
 from src.cli import run_cli
+from src.errors import UserError
+from src.io.files import atomic_write_bytes
+from src.models import load_model
 
 
 def export_onnx(net: nn.Module, path: str | os.PathLike, example_size: int = 64) -> Path:
@@ -44,7 +45,7 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, example_size: int = 64)
 
 def onnx_max_difference(net: nn.Module, path: str | os.PathLike, height: int = 97, width: int = 131) -> float:
     """Max |ONNX Runtime - torch| on a random odd-size image."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # start-up: onnxruntime only when called
 
     x = torch.rand(1, 3, height, width)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -57,8 +58,6 @@ def onnx_max_difference(net: nn.Module, path: str | os.PathLike, height: int = 9
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.models import load_model
-
     ap = argparse.ArgumentParser(prog="python -m src.inference.export", description="Export a checkpoint to ONNX.")
     ap.add_argument("--checkpoint", required=True)
     ap.add_argument("--onnx", required=True, help="output .onnx file")

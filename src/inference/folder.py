@@ -17,14 +17,15 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch.nn as nn
 from PIL import Image
+from tqdm import tqdm
 
-from src.io.images import read_rgb, write_png
 from src.errors import UserError
+from src.io.images import read_rgb, write_png
 
 
 @dataclass
@@ -66,6 +67,34 @@ def is_complete(output: Path, size: tuple[int, int] | None) -> bool:
         return False
 
 
+def _read(path: Path, alpha: str) -> tuple[np.ndarray | UserError, list[str]]:
+    """The image and the reader's notes; an unreadable file's error is returned, for the caller to weigh."""
+    notes: list[str] = []
+    try:
+        return read_rgb(path, alpha=alpha, notes=notes), notes
+    except UserError as exc:
+        return exc, notes
+
+
+def _read_ahead(pool: ThreadPoolExecutor, paths: list[Path], alpha: str, depth: int) -> Iterator[tuple[Path, Future]]:
+    """``(path, its read in flight)`` in order, keeping up to ``depth`` reads queued on ``pool``."""
+    ahead: deque[tuple[Path, Future]] = deque()
+    queue = iter(paths)
+
+    def refill() -> None:
+        while len(ahead) < depth:
+            p = next(queue, None)
+            if p is None:
+                return
+            ahead.append((p, pool.submit(_read, p, alpha)))
+
+    refill()
+    while ahead:
+        p, fut = ahead.popleft()
+        refill()
+        yield p, fut
+
+
 def predict_folder(net: nn.Module, dests: dict[Path, Path], *, run: Callable[[nn.Module, np.ndarray], np.ndarray],
                    alpha: str = "white", bits: int = 8, jobs: int = 1, overwrite: bool = False,
                    log: Callable[[str], None] = print, progress: bool = True) -> FolderReport:
@@ -76,7 +105,6 @@ def predict_folder(net: nn.Module, dests: dict[Path, Path], *, run: Callable[[nn
     """
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
-    from tqdm import tqdm
 
     report = FolderReport()
     todo = []
@@ -90,30 +118,9 @@ def predict_folder(net: nn.Module, dests: dict[Path, Path], *, run: Callable[[nn
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), unit="img", disable=None if progress else True, leave=False)  # None: on a terminal
     say = log if bar.disable else bar.write
-
-    def read(p: Path):
-        notes: list[str] = []
-        try:
-            return read_rgb(p, alpha=alpha, notes=notes), notes
-        except UserError as exc:
-            return exc, notes
-
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        ahead: deque[tuple[Path, Future]] = deque()
         writes: list[Future] = []
-        queue = iter(todo)
-
-        def refill() -> None:
-            while len(ahead) < jobs + 1:
-                p = next(queue, None)
-                if p is None:
-                    return
-                ahead.append((p, pool.submit(read, p)))
-
-        refill()
-        while ahead:
-            p, fut = ahead.popleft()
-            refill()
+        for p, fut in _read_ahead(pool, todo, alpha, jobs + 1):
             rgb, notes = fut.result()
             if isinstance(rgb, UserError):
                 if len(dests) == 1:

@@ -19,13 +19,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from src.inference.folder import predict_folder
-from src.io.images import ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, list_images, to_rgb_uint8
-from src.io.files import check_writable
-from src.errors import UserError
 from src.cli import run_cli
+from src.errors import UserError
+from src.inference.folder import predict_folder
+from src.inference.runtime import cuda_runner, fused_runner
+from src.io.files import check_writable
+from src.io.images import ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, list_images, to_rgb_uint8
+from src.models.checkpoint import check_device, load_model
 from src.models.layers import run_any_size
-
 
 BACKENDS = ("auto", "torch", "opencv")
 
@@ -38,7 +39,6 @@ def _tile_runner(net: nn.Module, backend: str):
     first = next(itertools.chain(net.parameters(), net.buffers()), None)
     device = first.device if first is not None else torch.device("cpu")
     # The compact net's fused runtimes: OpenCV row bands on the CPU, one compiled kernel on CUDA (auto only).
-    from src.inference.runtime import cuda_runner, fused_runner
 
     fast = None
     if backend != "torch" and device.type == "cpu":
@@ -110,8 +110,6 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
 
 class NonFiniteOutput(UserError):
     """The network produced NaN or infinite values: no image, no score."""
-
-
 def check_finite_output(out: np.ndarray) -> None:
     """Raise :class:`NonFiniteOutput` if ``out`` holds a NaN or an infinity (never written, never scored)."""
     finite = np.isfinite(out)
@@ -193,7 +191,6 @@ def output_names(paths: list[Path], src: Path, out_dir: Path) -> dict[Path, Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.models.checkpoint import check_device, load_model
 
     ap = argparse.ArgumentParser(prog="python -m src.inference.predict", description="Apply a trained filter network to images.")
     ap.add_argument("--checkpoint", required=True, help="a checkpoint written by training (models/*.ckpt)")
@@ -236,7 +233,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 class _CallableModule(types.ModuleType):
     """This module, callable as :func:`predict`: ``from src.inference import predict`` finds the module once it is
     loaded (the import system sets the package attribute), and ``predict(net, rgb)`` must work either way."""
-
     def __call__(self, *args, **kwargs):
         return predict(*args, **kwargs)
 

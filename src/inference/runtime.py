@@ -30,6 +30,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from src.filters.functional import pad_reflect101
+from src.models.networks import CompactNet, MirrorConv2d
+from src.threads import available_cores
+
 # Pixels per band (plus halo rows): with the 5x5 bank ~8 float32 planes of this size (~4 MB) live at once
 # per thread, in cache rather than memory. 2^16 to 2^18 ran alike here; smaller bands were slower (more
 # calls, more halo rows).
@@ -65,8 +69,6 @@ def compact_plan(net: nn.Module, separable: bool | None = None) -> CompactPlan |
     (within :data:`SEPARABLE_TOL`), as ``cv2.sepFilter2D`` and the rest as ``cv2.filter2D``; True / False
     forces every kernel one way (True only when all are rank 1).
     """
-    from src.models.networks import CompactNet
-
     if type(net) is not CompactNet or net.training or not _plain(net):
         return None
     with torch.no_grad():
@@ -111,7 +113,6 @@ def _plain(net: nn.Module) -> bool:
     """Only stock layers (a quantized or wrapped copy must run through torch)."""
     head = list(net.head) if isinstance(net.head, nn.Sequential) else [net.head]
     parts = [net.mix, net.bank] + ([net.bank_rows] if net.bank_rows is not None else []) + head
-    from src.models.networks import MirrorConv2d
 
     return all(type(m) in (nn.Conv2d, MirrorConv2d, nn.Identity, nn.ReLU) for m in parts)
 
@@ -134,7 +135,6 @@ def _correlate(plane: np.ndarray, kernel: tuple, border: int, dst: np.ndarray) -
 class _Scratch(threading.local):
     """Each thread's band-sized work arrays, kept from band to band and call to call: fresh large arrays
     page-fault on first touch, which costs as much as the arithmetic here."""
-
     def __init__(self) -> None:
         self.arrays: dict = {}
 
@@ -255,8 +255,6 @@ def fused_runner(net: nn.Module, threads: int | None = None, band_pixels: int = 
 @functools.lru_cache(maxsize=None)
 def _auto_pool() -> int:
     """Pool size for large images: one thread per usable core, at most 2 (read once: predict runs per image)."""
-    from src.threads import available_cores
-
     return min(2, available_cores())
 
 
@@ -298,8 +296,6 @@ def _cached_plan(net: nn.Module, separable: bool | None) -> CompactPlan | None:
 # ------------------------------------------------------------------------------------ torch (CUDA) form
 def fused_weights(net: nn.Module) -> dict | None:
     """The tensors and sizes :func:`fused_torch` takes, on ``net``'s device; None if ``net`` is not a plain eval CompactNet."""
-    from src.models.networks import CompactNet
-
     if type(net) is not CompactNet or net.training or not _plain(net):
         return None
     layers = [m for m in (net.head if isinstance(net.head, nn.Sequential) else [net.head]) if isinstance(m, nn.Conv2d)]
@@ -321,7 +317,6 @@ def fused_torch(x: torch.Tensor, mix: torch.Tensor | None, bank: torch.Tensor, h
     >>> fused_torch(torch.zeros(1, 4, 6, 3, dtype=torch.uint8), **fused_weights(exact_sobel_net())).shape
     torch.Size([1, 1, 4, 6])
     """
-    from src.filters.functional import pad_reflect101
 
     xf = x.permute(0, 3, 1, 2).float()  # (B, 3, H, W) view of channels-last pixels
     if mix is not None:
@@ -380,3 +375,72 @@ def cuda_runner(net: nn.Module, download: str = "float32") -> Callable[[np.ndarr
     run.clamped = True
     return run
 
+
+
+# ------------------------------------------------------------------------------- numba (one pass, CPU)
+def numba_args(plan: CompactPlan) -> dict:
+    """The plan as the flat float32 arrays :func:`src.inference.fused_cpu.fused_compact` takes."""
+    R, C = len(plan.kernels), len(plan.kernels[0])
+    k = 2 * plan.radius + 1
+    sep = all(kern[0] == "sep" for row in plan.kernels for kern in row)
+    cols = np.zeros((R, C, k), np.float32)
+    rows = np.zeros((R, C, k), np.float32)
+    full = np.zeros((R, C, k, k), np.float32)
+    for o, row in enumerate(plan.kernels):
+        for c, kern in enumerate(row):
+            if kern[0] == "sep":
+                rows[o, c], cols[o, c] = kern[1], kern[2]
+                full[o, c] = np.outer(kern[2], kern[1])
+            else:
+                full[o, c] = kern[1]
+    layers = plan.head if plan.fold is None else []
+    n_max = max([1] + [w.shape[0] for w, _ in layers] + [w.shape[1] for w, _ in layers])
+    head_w = np.zeros((len(layers), n_max, n_max), np.float32)
+    head_b = np.zeros((len(layers), n_max), np.float32)
+    for li, (w, b) in enumerate(layers):
+        head_w[li, : w.shape[0], : w.shape[1]], head_b[li, : b.shape[0]] = w, b
+    sign, bias = plan.fold if plan.fold is not None else (1.0, 0.0)
+    return dict(mix=plan.mix if plan.mix is not None else np.eye(3, dtype=np.float32), sep=sep, cols=cols,
+                rows_k=rows, full=full, pairs=plan.pairs, linear=plan.linear, fold=plan.fold is not None,
+                fold_sign=np.float32(sign), fold_bias=np.float32(bias), head_w=head_w, head_b=head_b,
+                head_n=np.array([w.shape[0] for w, _ in layers], np.int64), reflect=plan.border == cv2.BORDER_REFLECT_101)
+
+
+def numba_runner(net: nn.Module, threads: int | None = None, out_dtype=np.float32,
+                 band_rows: int | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """RGB uint8 ``(H, W, 3)`` -> ``(C, H, W)`` through the one-pass numba kernel; None if numba is missing or
+    ``net`` is not a plain eval :class:`CompactNet`. ``out_dtype``: float32 in [0, 1] (exact), or uint8 / uint16
+    holding ``round(y * 255)`` / ``round(y * 65535)``. ``threads``: numba threads (default: the usable cores).
+    """
+    try:
+        import numba  # optional dependency: numba
+
+        from src.inference.fused_cpu import BAND_ROWS, OUT_SCALE, fused_compact  # optional dependency: numba
+    except ImportError:
+        return None
+
+    plan = _cached_plan(net, None)
+    if plan is None:
+        return None
+    out_dtype = np.dtype(out_dtype)
+    if out_dtype not in OUT_SCALE:
+        raise ValueError(f"out_dtype must be float32, uint8 or uint16, got {out_dtype}")
+    args = numba_args(plan)
+    scale = OUT_SCALE[out_dtype]
+    n_threads = max(1, min(threads or available_cores(), numba.config.NUMBA_NUM_THREADS))
+    rows = band_rows or BAND_ROWS
+
+    def run(rgb: np.ndarray) -> np.ndarray:
+        rgb = np.ascontiguousarray(rgb)
+        out = np.empty((plan.out_channels, *rgb.shape[:2]), out_dtype)
+        previous = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            fused_compact(rgb, out, band_rows=rows, scale=scale, workers=n_threads, **args)
+        finally:
+            numba.set_num_threads(previous)
+        return out
+
+    run.clamped = True
+    run.finite = plan.bound < FINITE_BOUND
+    return run

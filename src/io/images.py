@@ -6,6 +6,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -40,8 +41,6 @@ def _note(notes: list[str] | None, text: str) -> None:
 
 class ConversionNotice(UserWarning):
     """An input was converted in a way worth stating (float range, transparency, first of many frames)."""
-
-
 def to_rgb_uint8(img: np.ndarray, alpha: str = "white", notes: list[str] | None = None) -> np.ndarray:
     """Convert gray, gray+alpha, RGBA, 16-bit, bool or float arrays to RGB uint8 ``(H, W, 3)``, as a viewer shows them.
 
@@ -189,8 +188,6 @@ def list_images(root: str | os.PathLike) -> tuple[list[Path], int]:
 
 def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> None:
     """Write a float ``[0, 1]`` image ``(H, W)`` or ``(H, W, 3)`` as an 8- or 16-bit PNG, atomically."""
-    import cv2
-
     scale = 255.0 if bits == 8 else 65535.0
     dtype = np.uint8 if bits == 8 else np.uint16
     q = np.round(np.clip(image, 0.0, 1.0) * scale).astype(dtype)
@@ -204,8 +201,6 @@ def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> None
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """Float ``[0, 1]`` -> uint8, rounded (as ``write_png`` and the 8-bit API output), without float copies."""
-    import cv2
-
     a = np.asarray(img, np.float32)
     if a.size and (a.min() < 0.0 or a.max() > 1.0):
         a = np.clip(a, 0.0, 1.0)

@@ -7,21 +7,21 @@ from __future__ import annotations
 import io
 import os
 
+from src.io.files import atomic_write_bytes
+
 
 def pyplot():
     """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
-    import matplotlib
+    import matplotlib  # start-up: matplotlib only when called
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # start-up: matplotlib only when called
 
     return plt
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: int = 80) -> None:
     """Write ``fig`` as a PNG atomically and close it."""
-    from src.io.files import atomic_write_bytes
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     pyplot().close(fig)

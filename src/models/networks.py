@@ -10,7 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from src.filters.functional import pad_reflect101
+from src.errors import UserError
+from src.filters.functional import BT601, max_gradient_magnitude, pad_reflect101
+from src.filters.sobel import sobel_kernels
 from src.models.can import ContextAggregationNet
 from src.models.layers import clamp01_straight_through
 from src.models.pix2pix import UNetGenerator
@@ -191,15 +193,11 @@ class CompactNet(nn.Module):
 
 def exact_sobel_net(filter_params: dict | None = None) -> CompactNet:
     """A :class:`CompactNet` with hand-set weights that computes the Sobel target (clip normalisation)."""
-    from src.filters.functional import BT601
-    from src.filters.sobel import sobel_kernels
-
     p = dict(blur=True, ksize=3, blur_ksize=3, normalize="clip") | (filter_params or {})
     kx, ky = sobel_kernels(p["ksize"], p["blur"], p["blur_ksize"])
     net = CompactNet(kernel_size=kx.shape[0])
     scale = 1.0
     if p["normalize"] == "max":
-        from src.filters.functional import max_gradient_magnitude
 
         scale = 1.0 / max_gradient_magnitude(kx, ky)
     with torch.no_grad():
@@ -241,8 +239,6 @@ MAX_OUT_CHANNELS = 4
 
 def check_model_config(name: str, out_channels: object, kwargs: dict) -> None:
     """Refuse an unknown model, an unknown hyper-parameter, a wrong type or a value out of :data:`LIMITS`."""
-    from src.errors import UserError
-
     if name not in MODELS:
         raise UserError(f"model {name!r} is not one of {sorted(MODELS)}")
     if type(out_channels) is not int or not 1 <= out_channels <= MAX_OUT_CHANNELS:
@@ -264,8 +260,6 @@ def check_model_config(name: str, out_channels: object, kwargs: dict) -> None:
 
 def build_model(name: str, out_channels: int = 1, **kwargs) -> nn.Module:
     """Build the network registered as ``name`` (``compact``, ``autoencoder``, ...)."""
-    from src.errors import UserError
-
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; available: {', '.join(sorted(MODELS))}")
     try:

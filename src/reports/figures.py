@@ -16,11 +16,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from src.cli import run_cli
+from src.dataset.sources import load_split
+from src.errors import UserError
 from src.evaluation.metrics import error_by_distance
 from src.io.plots import pyplot, save_figure
 from src.io.tables import read_csv
-from src.errors import UserError
-from src.cli import run_cli
+from src.reports.sweeps import plot_sweep
 
 CHECKPOINTS = {"compact": Path("models/sobel.ckpt"), "autoencoder": Path("models/autoencoder.ckpt")}
 ZOO_EXAMPLES = ("sobel", "scharr", "laplacian", "canny", "median", "unsharp", "stylization", "detail-enhance",
@@ -45,7 +47,7 @@ def _finish_plot(fig, ax, path: Path, xlabel: str, ylabel: str, title: str = "")
 
 
 def _net(kind: str):
-    from src.models import load_model
+    from src.models import load_model  # start-up: torch only when called
 
     if not CHECKPOINTS[kind].exists():
         raise Skip(f"{CHECKPOINTS[kind]} missing (make train / make train-autoencoder)")
@@ -66,8 +68,7 @@ def val_curve(log_rows: list[dict]) -> tuple[list[int], list[float]]:
 
 def fig_target_examples(out: Path) -> list[Path]:
     """Test photos and their Sobel targets; one photo through every zoo operator."""
-    from src.dataset.sources import load_split
-    from src.filters import get_filter
+    from src.filters import get_filter  # start-up: torch only when called
 
     plt = pyplot()
     test = load_split("skimage", "test")
@@ -102,8 +103,12 @@ def fig_target_examples(out: Path) -> list[Path]:
 
 def fig_test_grids(out: Path) -> list[Path]:
     """``make evaluate``'s grids and CSVs for both shipped checkpoints."""
-    from src.dataset.sources import load_split
-    from src.evaluation.evaluate import checkpoint_filter, evaluate_images, write_grid, write_results
+    from src.evaluation.evaluate import (  # start-up: torch only when called
+        checkpoint_filter,
+        evaluate_images,
+        write_grid,
+        write_results,
+    )
 
     paths = []
     for kind, name in (("compact", "sobel"), ("autoencoder", "autoencoder")):
@@ -117,9 +122,8 @@ def fig_test_grids(out: Path) -> list[Path]:
 
 def fig_border_error(out: Path) -> list[Path]:
     """Mean |error| against distance to the edge, both shipped checkpoints, and their error maps."""
-    from src.dataset.sources import load_split
-    from src.evaluation.evaluate import checkpoint_filter
-    from src.inference.predict import predict
+    from src.evaluation.evaluate import checkpoint_filter  # start-up: torch only when called
+    from src.inference.predict import predict  # start-up: torch only when called
 
     plt = pyplot()
     test = load_split("skimage", "test")
@@ -140,8 +144,7 @@ def fig_border_error(out: Path) -> list[Path]:
 
 def fig_tiles(out: Path) -> list[Path]:
     """|whole - tiled| with a halo of the receptive radius (zero) and without one (seams)."""
-    from src.dataset.sources import load_split
-    from src.inference.predict import predict
+    from src.inference.predict import predict  # start-up: torch only when called
 
     plt = pyplot()
     rgb = load_split("skimage", "test")[2].rgb  # camera 512 x 512
@@ -178,9 +181,6 @@ def fig_curves(out: Path) -> list[Path]:
 
 
 def fig_sweeps(out: Path) -> list[Path]:
-    from src.reports.sweeps import plot_sweep
-    from src.io.tables import read_csv
-
     paths = []
     for kind in ("size", "depth"):
         path = out / f"sweep-{kind}.csv"
@@ -217,9 +217,13 @@ def fig_speed(out: Path) -> list[Path]:
 
 def fig_kernel(out: Path) -> list[Path]:
     """The random 3x3 kernel learned by the zoo's linear compact net beside the true one."""
-    from src.evaluation.kernels import cosine_similarity, effective_kernel, plot_kernels
-    from src.filters import get_filter
-    from src.models import load_model
+    from src.evaluation.kernels import (  # start-up: torch only when called
+        cosine_similarity,
+        effective_kernel,
+        plot_kernels,
+    )
+    from src.filters import get_filter  # start-up: torch only when called
+    from src.models import load_model  # start-up: torch only when called
 
     flt = get_filter("random", seed=0, size=3)
     ckpt = Path("models/zoo") / f"compact-{flt.key}.ckpt"

@@ -24,12 +24,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from src.io.files import atomic_write_bytes
-from src.errors import UserError
 from src.cli import run_cli
-from src.training.config import TrainConfig
+from src.dataset import load_split
+from src.errors import UserError
+from src.evaluation.metrics import edge_sharpness
+from src.io.files import atomic_write_bytes
 from src.io.plots import pyplot, save_figure
 from src.io.tables import markdown_table, mean_sd, write_csv
+from src.training.config import TrainConfig
+from src.training.train import train
 
 # The generator's loss per arm: Pix2PixModule's gan_weight * GAN + lambda_l1 * L1. Nothing else may differ.
 ARMS: dict[str, dict[str, float]] = {
@@ -86,11 +89,9 @@ def lightning_checkpoint(work: str | Path, arm: str, seed: int) -> Path:
 
 def run_one(arm: str, seed: int, study: Ablation, test_images: list) -> tuple[dict[str, Any], list[dict]]:
     """Train (or continue, or reuse) one run and score it on the test split."""
-    from src.training.train import train
-    from src.filters import get_filter
-    from src.models import load_model
-    from src.evaluation.evaluate import evaluate_images
-    from src.evaluation.metrics import edge_sharpness
+    from src.evaluation.evaluate import evaluate_images  # start-up: torch only when called
+    from src.filters import get_filter  # start-up: torch only when called
+    from src.models import load_model  # start-up: torch only when called
 
     result = train(train_config(arm, seed, study))
     net = load_model(result["checkpoint"])
@@ -165,8 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
 def run(study: Ablation) -> list[dict]:
     """Every arm at every seed, seed-major (an interrupted study still has every arm at the seeds it finished);
     the outputs are rewritten after each run."""
-    from src.dataset import load_split
-
     study = study.checked()
     test_images = load_split("skimage", "test")
     rows: list[dict] = []

@@ -15,11 +15,26 @@ from typing import Sequence
 
 import torch
 
-from src.errors import UserError
 from src.cli import run_cli
-from src.inference.precision import cast_state, conv_layers, dynamic_int8, int8_weight_state, quantize_weights_int8, quantized_engine, quantized_layers, serialized_size, static_int8, tensor_bytes, with_state
+from src.dataset.sources import load_split
+from src.errors import UserError
+from src.evaluation.evaluate import checkpoint_filter, evaluate_images
+from src.inference.precision import (
+    cast_state,
+    conv_layers,
+    dynamic_int8,
+    int8_weight_state,
+    quantize_weights_int8,
+    quantized_engine,
+    quantized_layers,
+    serialized_size,
+    static_int8,
+    tensor_bytes,
+    with_state,
+)
 from src.io.files import atomic_write_bytes
 from src.io.tables import markdown_table, write_csv
+from src.models.checkpoint import load_model
 
 COLUMNS = ("checkpoint", "model", "format", "layers_quantised", "conv_layers", "file_bytes", "tensor_bytes",
            "psnr", "delta_psnr", "ssim", "zero_psnr")
@@ -27,8 +42,7 @@ COLUMNS = ("checkpoint", "model", "format", "layers_quantised", "conv_layers", "
 
 def calibration_crops(n: int, crop: int = 64, seed: int = 0) -> torch.Tensor:
     """``(n, 3, crop, crop)`` random crops of the embedded training split, the same for the same ``seed``."""
-    from src.dataset.datamodule import RandomCrops
-    from src.dataset.sources import load_split
+    from src.dataset.datamodule import RandomCrops  # start-up: Lightning only when called
 
     if n < 1:
         raise UserError(f"--calibration-crops must be at least 1, got {n}")
@@ -38,10 +52,6 @@ def calibration_crops(n: int, crop: int = 64, seed: int = 0) -> torch.Tensor:
 
 def quantization_table(checkpoints: Sequence[str], crops: int = 32, images: list | None = None) -> list[dict]:
     """One row per checkpoint and format: layers quantised, file and tensor bytes, test PSNR/SSIM, ΔPSNR."""
-    from src.dataset.sources import load_split
-    from src.models.checkpoint import load_model
-    from src.evaluation.evaluate import checkpoint_filter, evaluate_images
-
     nets = [load_model(path) for path in checkpoints]  # a missing checkpoint fails before any work
     images = load_split("skimage", "test") if images is None else images
     calibration = calibration_crops(crops)

@@ -14,14 +14,15 @@ import cv2
 import numpy as np
 
 from src.cli import run_cli
+from src.dataset import load_split
+from src.evaluation.metrics import psnr
 
 SIZES = ((64, 64), (128, 128), (256, 256), (512, 512), (1024, 1024), (1920, 1080), (3840, 2160))
 
 
 def psnr_by_size(net, flt, images, sizes=SIZES) -> list[dict]:
     """Mean PSNR (and zero-prediction PSNR) over ``images`` resized to each ``(width, height)``."""
-    from src.evaluation.metrics import psnr
-    from src.inference.predict import predict
+    from src.inference.predict import predict  # start-up: torch only when called
 
     rows = []
     for w, h in sizes:
@@ -37,9 +38,8 @@ def psnr_by_size(net, flt, images, sizes=SIZES) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.dataset import load_split
-    from src.models import load_model
-    from src.evaluation.evaluate import checkpoint_filter
+    from src.evaluation.evaluate import checkpoint_filter  # start-up: torch only when called
+    from src.models import load_model  # start-up: torch only when called
 
     ap = argparse.ArgumentParser(prog="python -m src.studies.sizes", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="models/sobel.ckpt")

@@ -17,9 +17,9 @@ from typing import Sequence
 
 import numpy as np
 
-from src.io.files import atomic_write_bytes
-from src.errors import UserError
 from src.cli import run_cli
+from src.errors import UserError
+from src.io.files import atomic_write_bytes
 from src.io.tables import markdown_table, mean_sd, read_csv, write_csv
 
 
@@ -29,9 +29,10 @@ def _span(values: list[int]) -> str:
 
 
 def markdown(rows: list[dict]) -> str:
-    from src.studies.zoo import ZOO_STEPS
-
-    from src.studies.zoo import table_order
+    from src.studies.zoo import (
+        ZOO_STEPS,  # start-up: torch only when called
+        table_order,  # start-up: torch only when called
+    )
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in table_order(rows):
@@ -53,9 +54,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.filters.zoo import ZOO_FILTERS
-    from src.studies.zoo import ZOO_MODELS, add_trivial_psnr, run_one
-    from src.filters import get_filter
+    from src.filters import get_filter  # start-up: torch only when called
+    from src.filters.zoo import ZOO_FILTERS  # start-up: torch only when called
+    from src.studies.zoo import ZOO_MODELS, add_trivial_psnr, run_one  # start-up: torch only when called
 
     ap = argparse.ArgumentParser(prog="python -m src.studies.spread", description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["can"], help=f"subset of {ZOO_MODELS}")

@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-
+from src.cli import run_cli, strict_json
+from src.errors import UserError
 from src.io.files import atomic_write_bytes
 from src.io.tables import markdown_table, mean_sd, read_csv, write_csv
-from src.errors import UserError
 from src.reports.sweeps import DEPTH_WIDTH, TARGET_DB, plot_sweep
-from src.cli import run_cli, strict_json
+
+if TYPE_CHECKING:
+    from src.training.callbacks import ValCurve
 
 # (model, network options, label) on the Sobel target.
 SIZE_RUNS: list[tuple[str, dict[str, Any], str]] = [
@@ -62,7 +65,7 @@ def size_runs() -> list[tuple[str, dict, str, dict, str]]:
 
 
 def depth_runs(filters: list[tuple[str, dict]] = DEPTH_FILTERS) -> list[tuple[str, dict, str, dict, str]]:
-    from src.models.can import dilations
+    from src.models.can import dilations  # start-up: torch only when called
 
     return [(f, p, "can", {"width": DEPTH_WIDTH, "depth": d}, f"depth {d} (RF {2 * sum(dilations(d)) + 1})")
             for f, p in filters for d in DEPTH_LEVELS]
@@ -131,6 +134,77 @@ def write_outputs(kind: str, rows: list[dict], budget: str, out_dir: Path, stem:
     plot_sweep(kind, rows, out_dir / f"{stem}.png")
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """One sweep: the command line's options, typed, with its defaults resolved."""
+    kind: str  # size, depth or depth-steps
+    steps: int | None = None  # None: the zoo's per-model budget
+    seeds: tuple[int, ...] = (0,)
+    repeats: int = 3
+    figures: Path = Path("figures")
+    limit: int | None = None
+    threads: int | None = None
+    filters: tuple[str, ...] | None = None
+    only: tuple[str, ...] | None = None  # labels
+    stem: str | None = None  # None: sweep-KIND
+    accelerator: str = "cpu"
+
+    @property
+    def budget(self) -> str:
+        from src.studies.zoo import budget_text  # start-up: the zoo brings torch; --help answers without it
+
+        return budget_text(self.steps)
+
+
+def pick_runs(sweep: Sweep) -> list[tuple[str, dict, str, dict, str]]:
+    """The sweep's runs after ``limit``, ``filters`` and ``only``; a UserError if a choice leaves none."""
+    runs = runs_for(sweep.kind)[: sweep.limit]
+    if sweep.filters:
+        runs = [r for r in runs if r[0] in sweep.filters]
+        if not runs:
+            raise UserError(f"no {sweep.kind} runs on {', '.join(sweep.filters)}")
+    if sweep.only:
+        runs = [r for r in runs if r[4] in sweep.only]
+        if not runs:
+            raise UserError(f"no {sweep.kind} run is labelled {' or '.join(map(repr, sweep.only))}")
+    return runs
+
+
+def sweep_row(sweep: Sweep, spec: tuple[str, dict, str, dict, str], seed: int, curve: ValCurve) -> dict:
+    """Train and measure one run of the sweep with ``seed``: its row of the table (``curve`` follows its validations)."""
+    from src.studies.zoo import run_one  # start-up: the zoo brings torch; --help answers without it
+
+    flt, params, model, net_args, label = spec
+    tag = "-" + "-".join(f"{k}{v}" for k, v in net_args.items()) if net_args else ""
+    tag += f"-seed{seed}" if seed else ""
+    row = run_one(flt, params, model, sweep.steps, sweep.figures, sweep.repeats, net_args=net_args, tag=tag,
+                  accelerator=sweep.accelerator, threads=sweep.threads, seed=seed, callbacks=[curve],
+                  train_args=DEPTH_STEPS_TRAIN if sweep.kind == "depth-steps" else None)
+    row["label"] = label
+    if model == "can":
+        from src.models.can import dilations  # start-up: torch; --help answers without it
+
+        row["receptive_field"] = 2 * sum(dilations(net_args["depth"])) + 1
+    row["seed"] = seed
+    if sweep.kind == "depth-steps":
+        half = [v for s, v in curve.points if s <= sweep.steps // 2]
+        row["val_gain_2nd_half"] = (max(v for _, v in curve.points) - max(half)) if half else None
+    return row
+
+
+def run(sweep: Sweep, runs: list[tuple[str, dict, str, dict, str]]) -> tuple[list[dict], float]:
+    """Every run over every seed: the rows and the seconds they took. The outputs are rewritten after
+    each row, so a sweep cut short keeps what it measured."""
+    from src.training.callbacks import ValCurve  # start-up: Lightning; imported before the clock starts
+
+    rows, t0 = [], time.time()
+    for spec, seed in ((r, s) for r in runs for s in sweep.seeds):
+        row = sweep_row(sweep, spec, seed, ValCurve())
+        rows.append(row)
+        print(strict_json(row), flush=True)
+        write_outputs(sweep.kind, rows, sweep.budget, sweep.figures, sweep.stem)
+    return rows, time.time() - t0
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.studies.sweep", description=__doc__.splitlines()[0])
@@ -148,58 +222,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--merge", nargs="+", default=None, metavar="CSV", help="no training: merge shard CSVs")
     ap.add_argument("--accelerator", default="cpu", help="where to train: cpu or gpu (timings stay CPU)")
     args = ap.parse_args(argv)
-    from src.studies.zoo import budget_text
-
     if args.steps is not None and args.steps < 1:
         raise UserError(f"--steps must be at least 1, got {args.steps}")
-    if args.kind == "depth-steps":
-        args.steps = args.steps or DEPTH_STEPS
-    seeds = args.seeds or (list(DEPTH_STEPS_SEEDS) if args.kind == "depth-steps" else [0])
-    budget = budget_text(args.steps)
-    out_dir = Path(args.figures)
+    depth_steps = args.kind == "depth-steps"
+    sweep = Sweep(kind=args.kind, steps=(args.steps or DEPTH_STEPS) if depth_steps else args.steps,
+                  seeds=tuple(args.seeds or (DEPTH_STEPS_SEEDS if depth_steps else [0])), repeats=args.repeats,
+                  figures=Path(args.figures), limit=args.limit, threads=args.threads,
+                  filters=tuple(args.filters) if args.filters else None,
+                  only=tuple(args.only) if args.only else None, stem=args.stem, accelerator=args.accelerator)
+    budget, out_dir = sweep.budget, sweep.figures
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--figures {out_dir} is a file, not a folder")
-
     if args.merge:
         rows = [r for p in args.merge for r in read_csv(Path(p))]
-        write_outputs(args.kind, rows, budget, out_dir, args.stem)
-        print(markdown(args.kind, rows, budget))
+        write_outputs(sweep.kind, rows, budget, out_dir, sweep.stem)
+        print(markdown(sweep.kind, rows, budget))
         return 0
-    runs = runs_for(args.kind)[: args.limit]
-    if args.filters:
-        runs = [r for r in runs if r[0] in args.filters]
-        if not runs:
-            raise UserError(f"no {args.kind} runs on {', '.join(args.filters)}")
-    if args.only:
-        runs = [r for r in runs if r[4] in args.only]
-        if not runs:
-            raise UserError(f"no {args.kind} run is labelled {' or '.join(map(repr, args.only))}")
-
-    from src.training.callbacks import ValCurve
-    from src.studies.zoo import run_one
-
-    rows, t0 = [], time.time()
-    for (flt, params, model, net_args, label), seed in ((r, s) for r in runs for s in seeds):
-        tag = "-" + "-".join(f"{k}{v}" for k, v in net_args.items()) if net_args else ""
-        tag += f"-seed{seed}" if seed else ""
-        curve = ValCurve()
-        row = run_one(flt, params, model, args.steps, out_dir, args.repeats, net_args=net_args, tag=tag,
-                      accelerator=args.accelerator, threads=args.threads, seed=seed, callbacks=[curve],
-                      train_args=DEPTH_STEPS_TRAIN if args.kind == "depth-steps" else None)
-        row["label"] = label
-        if model == "can":
-            from src.models.can import dilations
-
-            row["receptive_field"] = 2 * sum(dilations(net_args["depth"])) + 1
-        row["seed"] = seed
-        if args.kind == "depth-steps":
-            half = [v for s, v in curve.points if s <= args.steps // 2]
-            row["val_gain_2nd_half"] = (max(v for _, v in curve.points) - max(half)) if half else None
-        rows.append(row)
-        print(strict_json(row), flush=True)
-        write_outputs(args.kind, rows, budget, out_dir, args.stem)
-    print(markdown(args.kind, rows, budget))
-    print(f"{len(rows)} runs in {time.time() - t0:.0f} s; wrote {out_dir}/{args.stem or 'sweep-' + args.kind}.{{csv,md,png}}")
+    rows, seconds = run(sweep, pick_runs(sweep))
+    print(markdown(sweep.kind, rows, budget))
+    print(f"{len(rows)} runs in {seconds:.0f} s; wrote {out_dir}/{sweep.stem or 'sweep-' + sweep.kind}.{{csv,md,png}}")
     return 0
 
 

@@ -21,10 +21,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
+import skimage.data
 
-from src.io.files import atomic_write_bytes
 from src.cli import run_cli
+from src.dataset.sources import embedded_images
+from src.evaluation.metrics import psnr
+from src.io.files import atomic_write_bytes
+from src.io.images import to_uint8
 
 # name -> (filter, params, network)
 CASES: dict[str, tuple[str, dict, str]] = {
@@ -40,20 +45,14 @@ PAIR_SIZE = (768, 512)  # width, height
 
 
 def before_image() -> np.ndarray:
-    import cv2
-    import skimage.data
-
     return cv2.resize(skimage.data.coffee(), PAIR_SIZE, interpolation=cv2.INTER_AREA)
 
 
 def run_case(name: str, workdir: Path) -> dict:
-    from src.training.teach import teach
-    from src.dataset.sources import embedded_images
-    from src.filters import get_filter
-    from src.models import load_model
-    from src.io.images import to_uint8
-    from src.evaluation.metrics import psnr
-    from src.inference.predict import predict
+    from src.filters import get_filter  # start-up: torch only when called
+    from src.inference.predict import predict  # start-up: torch only when called
+    from src.models import load_model  # start-up: torch only when called
+    from src.training.teach import teach  # start-up: Lightning only when called
 
     filter_name, params, model = CASES[name]
     flt = get_filter(filter_name, **params)

@@ -19,15 +19,21 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from src.evaluation.kernels import cosine_similarity, effective_kernel, plot_kernels
-from src.io.files import atomic_write_bytes
-from src.io import tables
-from src.io.tables import read_csv, write_csv
-from src.errors import UserError
 from src.cli import run_cli, strict_json
+from src.dataset.sources import photo
+from src.errors import UserError
 from src.evaluation.evaluate import trivial_psnr
+from src.evaluation.kernels import cosine_similarity, effective_kernel, plot_kernels
+from src.filters import available, get_filter
 from src.filters.zoo import ZOO_FILTERS
-from src.training.config import CAN_ARGS
+from src.inference.predict import predict
+from src.io import tables
+from src.io.files import atomic_write_bytes
+from src.io.tables import read_csv, write_csv
+from src.io.timing import median_seconds
+from src.models import load_model
+from src.training.config import CAN_ARGS, TrainConfig
+from src.training.train import train
 
 ZOO_MODELS = ("compact", "can", "autoencoder")
 ZOO_STEPS = {"compact": 400, "can": 600, "autoencoder": 1500}  # optimiser steps per run
@@ -49,7 +55,6 @@ def model_args(model: str, flt) -> dict[str, Any]:
 
 
 def megapixels_per_second(fn, img: np.ndarray, repeats: int) -> float:
-    from src.io.timing import median_seconds
 
     return img.shape[0] * img.shape[1] / 1e6 / median_seconds(lambda: fn(img), repeats)
 
@@ -65,13 +70,6 @@ def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Pat
     :func:`~src.training.train.train`; ``train_args`` override :class:`TrainConfig` fields (``patience``...). ``accelerator`` is where training runs; the
     MP/s columns are always CPU inference.
     """
-    from src.training.config import TrainConfig
-    from src.training.train import train
-    from src.filters import get_filter
-    from src.models import load_model
-    from src.dataset.sources import photo
-    from src.inference.predict import predict
-
     flt = get_filter(name, **params)
     steps = steps or ZOO_STEPS[model]
     result = train(TrainConfig(
@@ -100,8 +98,6 @@ def run_one(name: str, params: dict, model: str, steps: int | None, out_dir: Pat
 
 def zoo_filters_by_key() -> dict[str, Any]:
     """The zoo's filters by their table key, in table order."""
-    from src.filters import get_filter
-
     filters = [get_filter(n, **p) for n, p in ZOO_FILTERS]
     return {f.key: f for f in filters}
 
@@ -163,8 +159,6 @@ def table_order(rows: list[dict]) -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from src.filters import available
-
     ap = argparse.ArgumentParser(prog="python -m src.studies.zoo", description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=None, help=f"optimiser steps per run (default per model: {ZOO_STEPS})")
     ap.add_argument("--filters", nargs="+", default=None, help="subset of filter names (default: the whole zoo)")

@@ -17,6 +17,7 @@ from typing import Any
 
 from src.cli import parse_params
 from src.errors import UserError
+from src.threads import available_cores
 
 # The one table of per-model training defaults. Budgets are optimiser steps, so a busy machine gives the
 # same model as an idle one, only later. ``threads``: the default cap (the compact net's convolutions are
@@ -64,7 +65,6 @@ class TrainConfig:
     >>> cfg.lr, cfg.max_steps, cfg.batch_size, cfg.finish
     (0.001, 600, 16, 'none')
     """
-
     # what is learned, from what
     model: str = opt("compact", "network, by name (src.models.MODELS)", choices="models")
     model_kwargs: dict[str, Any] = opt({}, "network option, e.g. kernel_size=7 (repeatable)", flag="--model-arg")
@@ -119,7 +119,7 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A copy with every ``None`` default filled from ``MODEL_DEFAULTS`` and the values checked."""
         if self.model not in MODEL_DEFAULTS:
-            from src.models.networks import MODELS
+            from src.models.networks import MODELS  # start-up: torch only when called
 
             raise UserError(f"unknown model {self.model!r}; available: {', '.join(sorted(MODELS))}")
         d = MODEL_DEFAULTS[self.model]
@@ -135,7 +135,7 @@ class TrainConfig:
             if getattr(cfg, key) < 1:
                 raise UserError(f"--{key.replace('_', '-')} must be at least 1, got {getattr(cfg, key)}")
         if cfg.model in ("pix2pix", "unet"):  # U-Net depth follows the crop: 128 -> 7, 256 -> 8
-            from src.models.pix2pix import unet_depth
+            from src.models.pix2pix import unet_depth  # start-up: torch only when called
 
             cfg.model_kwargs.setdefault("depth", unet_depth(cfg.crop))
         return cfg
@@ -146,8 +146,6 @@ class TrainConfig:
 
     @property
     def default_threads(self) -> int:
-        from src.threads import available_cores
-
         return min(available_cores(), MODEL_DEFAULTS.get(self.model, {}).get("threads", available_cores()))
 
 

@@ -16,6 +16,7 @@ recorded as ``pairs`` (the examples, not a filter that can be recomputed on othe
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -24,11 +25,17 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import cv2
 import numpy as np
 import pytorch_lightning as pl
 
-from src.io.images import read_rgb, to_rgb_uint8, write_png
 from src.errors import UserError
+from src.evaluation.metrics import psnr, ssim
+from src.inference.predict import predict
+from src.io.images import read_rgb, to_rgb_uint8, write_png
+from src.models import build_model, load_model, save_model
+from src.training.config import CAN_ARGS, TrainConfig
+from src.training.train import train
 
 HOLDOUT = 0.2  # the bottom fifth of the rows: validation, never a training crop
 MAX_PAIR_PIXELS = 12_000_000  # each image of the pair
@@ -84,10 +91,6 @@ def holdout_row(height: int) -> int:
 
 def baselines(before: np.ndarray, target: np.ndarray) -> dict[str, float]:
     """PSNR on ``target`` (float, ``(H, W)`` or ``(H, W, 3)``) of predicting the *before* image and of zeros."""
-    import cv2
-
-    from src.evaluation.metrics import psnr
-
     x = before.astype(np.float32) / np.float32(255.0)
     identity = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) if target.ndim == 2 else x
     return {"identity": psnr(identity, target), "zeros": psnr(np.zeros_like(target), target)}
@@ -101,7 +104,6 @@ def _target(after: np.ndarray, channels: int) -> np.ndarray:
 def model_args(model: str, channels: int) -> dict[str, Any]:
     if model == "compact":
         return dict(COMPACT_ARGS[channels])
-    from src.training.config import CAN_ARGS
 
     return dict(CAN_ARGS)
 
@@ -134,10 +136,7 @@ class _Watch(pl.Callback):
 def _train_on_folders(model: str, kwargs: dict[str, Any], in_dir: Path, out_dir: Path, output: Path,
                       max_steps: int, seed: int, callbacks: list) -> dict[str, Any]:
     """The one call into the training entry point."""
-    import logging
 
-    from src.training.config import TrainConfig
-    from src.training.train import train
 
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -147,6 +146,31 @@ def _train_on_folders(model: str, kwargs: dict[str, Any], in_dir: Path, out_dir:
     if model == "compact":  # the L-BFGS finish after two thirds of the budget (100 of the default 150)
         cfg.finish_after = max(1, 2 * max_steps // 3)
     return train(cfg, callbacks=callbacks)
+
+
+def _step_budget(model: str, max_steps: int | None) -> int:
+    """The step budget, checked: ``DEFAULT_STEPS[model]`` if None, at most ``MAX_STEPS``."""
+    if model not in TEACH_MODELS:
+        raise UserError(f"unknown model {model!r} for teaching; available: {', '.join(TEACH_MODELS)}")
+    max_steps = DEFAULT_STEPS[model] if max_steps is None else max_steps
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or not 1 <= max_steps <= MAX_STEPS:
+        raise UserError(f"the step budget must be a whole number in 1..{MAX_STEPS}, got {max_steps!r}")
+    return int(max_steps)
+
+
+def _pair_folders(work: Path, model: str, channels: int, before: np.ndarray, after: np.ndarray,
+                  cut: int) -> tuple[Path, Path]:
+    """The pair as a --pairs folder: the top part trains, the bottom stripe validates (explicit split folders).
+
+    The validation image starts `radius` rows higher: context for the stripe's first rows, a ring that
+    validation leaves out (src.models.lit.FilterRegressor._scored), so only held-out targets are scored."""
+    radius = int(build_model(model, out_channels=channels, **model_args(model, channels)).receptive_radius)
+    top = max(0, cut - radius)
+    in_dir, out_dir = work / "before", work / "after"
+    for folder, img in ((in_dir, before), (out_dir, after)):
+        write_png(folder / "train" / "pair.png", img[:cut].astype(np.float32) / np.float32(255.0))
+        write_png(folder / "val" / "pair.png", img[top:].astype(np.float32) / np.float32(255.0))
+    return in_dir, out_dir
 
 
 def teach(before: Any, after: Any, model: str = "compact", max_steps: int | None = None,
@@ -162,36 +186,20 @@ def teach(before: Any, after: Any, model: str = "compact", max_steps: int | None
     best weights so far. ``source``: what made *after* (a zoo filter's name), recorded in the checkpoint.
     The summary holds the held-out stripe's PSNR/SSIM, the baseline's, and the gain over it in dB.
     """
-    if model not in TEACH_MODELS:
-        raise UserError(f"unknown model {model!r} for teaching; available: {', '.join(TEACH_MODELS)}")
-    max_steps = DEFAULT_STEPS[model] if max_steps is None else max_steps
-    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or not 1 <= max_steps <= MAX_STEPS:
-        raise UserError(f"the step budget must be a whole number in 1..{MAX_STEPS}, got {max_steps!r}")
+    max_steps = _step_budget(model, max_steps)
     b, a, channels = check_pair(before, after)
     work = Path(tempfile.mkdtemp(prefix="teach-") if workdir is None else workdir)
     cut = holdout_row(b.shape[0])
     target = _target(a[cut:], channels)
     base = baselines(b[cut:], target)
     base_kind = max(base, key=base.get)
-    # The pair as a --pairs folder: the top part trains, the bottom stripe validates (explicit split folders).
-    # The validation image starts `radius` rows higher: context for the stripe's first rows, a ring that
-    # validation leaves out (src.models.lit.FilterRegressor._scored), so only held-out targets are scored.
-    from src.models import build_model
-
-    radius = int(build_model(model, out_channels=channels, **model_args(model, channels)).receptive_radius)
-    top = max(0, cut - radius)
-    in_dir, out_dir = work / "before", work / "after"
-    for folder, img in ((in_dir, b), (out_dir, a)):
-        write_png(folder / "train" / "pair.png", img[:cut].astype(np.float32) / np.float32(255.0))
-        write_png(folder / "val" / "pair.png", img[top:].astype(np.float32) / np.float32(255.0))
+    in_dir, out_dir = _pair_folders(work, model, channels, b, a, cut)
     output = work / "learned.ckpt"
-    watch = _Watch(progress, stop, int(max_steps), base[base_kind])
+    watch = _Watch(progress, stop, max_steps, base[base_kind])
     t0 = time.perf_counter()
-    result = _train_on_folders(model, model_args(model, channels), in_dir, out_dir, output, int(max_steps), seed, [watch])
+    result = _train_on_folders(model, model_args(model, channels), in_dir, out_dir, output, max_steps, seed, [watch])
     seconds = time.perf_counter() - t0
 
-    from src.models import load_model, save_model
-    from src.evaluation.metrics import psnr, ssim
 
     net = load_model(output)
     pred, _ = holdout_prediction(net, b, a, channels)
@@ -204,7 +212,7 @@ def teach(before: Any, after: Any, model: str = "compact", max_steps: int | None
         "holdout_psnr": scores["psnr"], "holdout_ssim": None if math.isnan(scores["ssim"]) else scores["ssim"],
         "baseline": base_kind, "baseline_psnr": base[base_kind], "identity_psnr": base["identity"],
         "zeros_psnr": base["zeros"], "gain_db": scores["psnr"] - base[base_kind],
-        "steps": result["steps"], "max_steps": int(max_steps), "stopped_by": stopped_by,
+        "steps": result["steps"], "max_steps": max_steps, "stopped_by": stopped_by,
         "train_seconds": round(seconds, 1), "source": source,
     }
     # Re-saved with the held-out scores and without the server's folders (the filter is the examples).
@@ -218,8 +226,6 @@ def teach(before: Any, after: Any, model: str = "compact", max_steps: int | None
 def holdout_prediction(net, before: np.ndarray, after: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
     """``(prediction, target)`` on the held-out stripe, float in [0, 1]; the network sees the rows above the
     stripe as context, as it would in the whole image (``before``, ``after``: the pair as RGB uint8)."""
-    from src.inference.predict import predict
-
     cut = holdout_row(before.shape[0])
     top = max(0, cut - int(getattr(net, "receptive_radius", 0)))
     return predict(net, before[top:])[cut - top:], _target(after[cut:], channels)

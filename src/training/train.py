@@ -15,6 +15,7 @@ so ``--help`` and a bad option answer at once.
 """
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -22,14 +23,26 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
+import cv2
+
 from src.cli import run_cli, strict_json
+from src.dataset import FilterDataModule
 from src.errors import UserError
+from src.io.files import check_writable
+from src.threads import set_threads
 from src.training.config import (  # noqa: F401 (build_parser, config_from_args, MODEL_DEFAULTS: re-exported)
-    ADDED_RUN_KEYS, DEFAULT_OUTPUTS, MODEL_DEFAULTS, RUN_KEYS, TrainConfig, build_parser, config_from_args)
+    ADDED_RUN_KEYS,
+    DEFAULT_OUTPUTS,
+    MODEL_DEFAULTS,
+    RUN_KEYS,
+    TrainConfig,
+    build_parser,
+    config_from_args,
+)
 
 
 def _logger(kind: str, run_dir: Path, name: str):
-    import pytorch_lightning.loggers as L
+    import pytorch_lightning.loggers as L  # start-up: Lightning only when called
 
     if kind == "none":
         return False
@@ -46,7 +59,7 @@ def _logger(kind: str, run_dir: Path, name: str):
 
 def resume_state(last: Path, settings: dict[str, Any]) -> None:
     """Refuse, in one line, a missing, unreadable or foreign checkpoint before anything is written."""
-    import torch
+    import torch  # start-up: torch only when called
 
     if not last.is_file():
         raise UserError(f"--resume: no checkpoint to resume from at {last}")
@@ -75,12 +88,9 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     if not isinstance(config, TrainConfig):
         raise TypeError(f"train() takes a TrainConfig, got {type(config).__name__}")
     cfg = config.resolved()
-    import cv2
-    import torch
+    import torch  # start-up: torch only when called
 
-    from src.filters import get_filter
-    from src.io.files import check_writable
-    from src.threads import set_threads
+    from src.filters import get_filter  # start-up: torch only when called
 
     flt = get_filter(cfg.filter, **cfg.filter_params)
     output = Path(cfg.output or DEFAULT_OUTPUTS.get((cfg.model, flt.key), f"models/{cfg.model}-{flt.key}.ckpt"))
@@ -103,13 +113,13 @@ def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
 def build_module(cfg: TrainConfig):
     """The LightningModule: :class:`~src.models.lit.FilterRegressor`, or Pix2Pix's GAN module."""
     if cfg.model == "pix2pix":
-        from src.models.lit_pix2pix import Pix2PixModule
+        from src.models.lit_pix2pix import Pix2PixModule  # start-up: Lightning only when called
 
         return Pix2PixModule(cfg.model_kwargs, cfg.filter, cfg.filter_params, lr=cfg.lr, lambda_l1=cfg.lambda_l1,
                              gan_weight=cfg.gan_weight,
                              total_steps=cfg.max_steps // 2,  # G + D steps per batch
                              channels_last=cfg.channels_last, compile=cfg.compile, seed=cfg.seed)
-    from src.models.lit import FilterRegressor
+    from src.models.lit import FilterRegressor  # start-up: Lightning only when called
 
     return FilterRegressor(cfg.model, cfg.model_kwargs, cfg.filter, cfg.filter_params, loss=cfg.loss, lr=cfg.lr,
                            lr_patience=cfg.lr_patience, finish=cfg.finish, finish_after=cfg.finish_after, seed=cfg.seed)
@@ -120,11 +130,10 @@ def build_data(cfg: TrainConfig, flt):
     kw = dict(crop=cfg.crop, batch_size=cfg.batch_size, steps_per_epoch=cfg.steps_per_epoch,
               num_workers=cfg.num_workers, seed=cfg.seed)
     if cfg.pairs:
-        from src.dataset.pairs import PairsDataModule
+        from src.dataset.pairs import PairsDataModule  # start-up: Lightning only when called
 
         data = PairsDataModule(flt, **kw)
     else:
-        from src.dataset import FilterDataModule
 
         data = FilterDataModule(flt, cfg.data, pin_memory=cfg.accelerator not in ("cpu",), cache_mb=cfg.cache_mb, **kw)
     data.setup("fit")
@@ -133,10 +142,16 @@ def build_data(cfg: TrainConfig, flt):
 
 def build_trainer(cfg: TrainConfig, ckpt_dir: Path, log_name: str, callbacks: Sequence[Any] = ()):
     """Lightning's trainer with the project's callbacks; returns ``(trainer, checkpoint, plateau, logger)``."""
-    import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import ModelCheckpoint
+    import pytorch_lightning as pl  # start-up: Lightning only when called
+    from pytorch_lightning.callbacks import ModelCheckpoint  # start-up: Lightning only when called
 
-    from src.training.callbacks import AtomicCheckpointIO, FiniteGuard, GracefulInterrupt, RunConfig, StagePlateau
+    from src.training.callbacks import (  # start-up: Lightning only when called
+        AtomicCheckpointIO,
+        FiniteGuard,
+        GracefulInterrupt,
+        RunConfig,
+        StagePlateau,
+    )
 
     logger = _logger(cfg.logger, Path(cfg.run_dir), log_name)
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_psnr", mode="max", save_top_k=1,
@@ -160,7 +175,7 @@ def build_trainer(cfg: TrainConfig, ckpt_dir: Path, log_name: str, callbacks: Se
 
 
 def _train(cfg: TrainConfig, flt, output: Path, ckpt_dir: Path, threads: int, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
-    import pytorch_lightning as pl
+    import pytorch_lightning as pl  # start-up: Lightning only when called
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg)
@@ -204,10 +219,10 @@ def _train(cfg: TrainConfig, flt, output: Path, ckpt_dir: Path, threads: int, ca
 
 def export(cfg: TrainConfig, module, best_path: str, data, flt, output: Path, result: dict[str, Any], logger) -> dict[str, Any]:
     """The best validation weights to ``output`` (the project's checkpoint format), evaluated on the test split."""
-    import torch
+    import torch  # start-up: torch only when called
 
-    from src.models import count_parameters, save_model
-    from src.models.checkpoint import read_checkpoint
+    from src.models import count_parameters, save_model  # start-up: torch only when called
+    from src.models.checkpoint import read_checkpoint  # start-up: torch only when called
 
     best = read_checkpoint(best_path) if best_path else None
     if best is not None:
@@ -216,7 +231,7 @@ def export(cfg: TrainConfig, module, best_path: str, data, flt, output: Path, re
     result = {"model": result["model"], "filter": result["filter"], "params": count_parameters(net),
               **{k: v for k, v in result.items() if k not in ("model", "filter")}}
     if cfg.test:
-        from src.evaluation.evaluate import evaluate_images, format_table
+        from src.evaluation.evaluate import evaluate_images, format_table  # start-up: torch only when called
 
         rows, mean = evaluate_images(net, flt, data.splits["test"])
         print(format_table(rows, mean))
@@ -241,9 +256,7 @@ def export(cfg: TrainConfig, module, best_path: str, data, flt, output: Path, re
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import logging
-
-    from src.training.callbacks import TrainingInterrupted
+    from src.training.callbacks import TrainingInterrupted  # start-up: Lightning only when called
 
     args = build_parser().parse_args(argv)
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
