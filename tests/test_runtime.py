@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from src.models import CompactNet, exact_sobel_net, load_model
+
+from .conftest import ROOT
 from src.inference.runtime import compact_plan, fused_runner, fused_torch, fused_weights
 
 
@@ -129,12 +131,15 @@ def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
                      "--out", str(tmp_path / "b"))
     assert res.returncode == 0, res.stderr[-2000:]
     md = (tmp_path / "b.md").read_text()
-    assert "Memory-bandwidth bound" in md and "fraction of the bound" in md
-    for name in ("OpenCV Sobel pipeline", "predict: fused row bands", "in turn", "2-thread pool", "same OpenCV steps", "torch eager",
+    assert "Memory-bandwidth bound" in md and "x copy of the same bytes" in md
+    for name in ("OpenCV Sobel pipeline", "copy of the same bytes", "predict (default: numba one pass)", "uint8 out",
+                 "backend=opencv: fused row bands", "in turn", "2-thread pool", "same OpenCV steps", "torch eager",
                  "sepFilter2D"):
         assert name in md
     rows = (tmp_path / "b.csv").read_text().splitlines()
-    assert len(rows) == 1 + 8 and "bound_fraction" in rows[0]
+    assert len(rows) == 1 + 11 and "copy_fraction" in rows[0]
+    # every shipped checkpoint, with its MP/s
+    assert all(f"`models/{p.name}`" in md for p in (ROOT / "models").glob("*.ckpt"))
 
 
 def test_cuda_runner_is_for_cuda_networks_only():

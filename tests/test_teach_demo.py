@@ -98,3 +98,18 @@ def test_browser_teaches_a_pair_and_gets_the_curve_and_the_download(server, pair
             browser.close()
     assert read_rgb(shot).shape[1] == 1400
     keep_screenshot(shot, "TEACH_SCREENSHOT")
+
+
+def test_every_teach_event_shares_the_servers_cap_of_teach_jobs():
+    """The Learn button and /teach share one concurrency group; each must carry its limit (an event without one
+    gets Gradio's default of 1, which had the API run one job at a time)."""
+    from pathlib import Path
+
+    import demo_gradio
+    from src.demo.support import find_checkpoints
+    from src.demo.teach_tab import TEACH_JOBS
+
+    checkpoints, _ = find_checkpoints(Path("models"))
+    app = demo_gradio.build_app(checkpoints, checkpoints[0], [])
+    teach = {fn.api_name: fn.concurrency_limit for fn in app.fns.values() if fn.concurrency_id == "teach"}
+    assert set(teach) == {"learn", "teach"} and set(teach.values()) == {TEACH_JOBS} and TEACH_JOBS == 2

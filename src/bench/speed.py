@@ -34,7 +34,7 @@ from src.dataset.sources import photo
 from src.errors import UserError
 from src.evaluation.evaluate import checkpoint_filter
 from src.inference.predict import predict
-from src.inference.runtime import POOL_PIXELS, compiled_fused_torch, fused_runner, fused_weights
+from src.inference.runtime import POOL_PIXELS, compiled_fused_torch, fused_runner, fused_weights, numba_runner
 from src.io.files import atomic_write_bytes
 from src.io.tables import markdown_table, write_csv
 from src.io.timing import interleaved_medians, median_seconds
@@ -54,15 +54,37 @@ def copy_bandwidth(threads: int, megabytes: int = 256, repeats: int = 15) -> flo
         return 2 * src.nbytes / median_seconds(copy, repeats)
 
 
+def same_bytes_copy(img: np.ndarray, threads: int) -> Callable[[], np.ndarray]:
+    """A copy of as many bytes as a runtime moves on ``img`` (3 in, 4 out a pixel), split over ``threads``."""
+    n = img.shape[0] * img.shape[1] * BYTES_PER_PIXEL
+    src, dst = np.ones(n, np.uint8), np.zeros(n, np.uint8)
+    cuts = np.linspace(0, n, threads + 1).astype(int)
+    pool = ThreadPoolExecutor(threads)
+
+    def copy() -> np.ndarray:
+        list(pool.map(lambda i: np.copyto(dst[cuts[i]:cuts[i + 1]], src[cuts[i]:cuts[i + 1]]), range(threads)))
+        return dst
+    return copy
+
+
+def max_error(result: np.ndarray, truth: np.ndarray) -> float:
+    """Max abs difference from the torch forward (a uint8 result read as round(255 y))."""
+    return float(np.abs((result / 255.0 if result.dtype == np.uint8 else result) - truth).max())
+
+
 def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callable[[], np.ndarray], str]]:
     """(name, call, note) for every runtime measured at this size; each call returns ``(H, W)`` float32."""
     mpx = img.shape[0] * img.shape[1] / 1e6
 
     pooled = img.shape[0] * img.shape[1] >= POOL_PIXELS
-    rows = [("predict: fused row bands (default)", lambda: predict(net, img),
+    u8 = numba_runner(net, out_dtype=np.uint8)
+    rows = [("predict (default: numba one pass)", lambda: predict(net, img), "bands to whichever thread is free")]
+    if u8 is not None:
+        rows.append(("numba one pass, uint8 out", lambda: u8(img)[0], "round(255 y): 4 of the 7 bytes a pixel"))
+    rows += [("predict backend=opencv: fused row bands", lambda: predict(net, img, backend="opencv"),
              "bands on a thread pool (large image)" if pooled else "bands in turn, OpenCV's threads within")]
     if mpx > 8:
-        rows.append(("predict: fused row bands, tiles of 1024", lambda: predict(net, img, tile=1024), ""))
+        rows.append(("predict: numba one pass, tiles of 1024", lambda: predict(net, img, tile=1024), ""))
     in_turn = fused_runner(net, threads=1)
     rows.append(("fused row bands in turn", lambda: in_turn(img)[0], "OpenCV's threads within each step"))
     pool = fused_runner(net, threads=2)
@@ -125,20 +147,45 @@ def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: 
         mpx = img.shape[0] * img.shape[1] / 1e6
         truth = _torch_forward(net, img)
         exact_truth = _torch_forward(exact_sobel_net(), img)
-        cases = [("OpenCV Sobel pipeline (reference)", lambda: flt(img), "")] + runtimes(net, img, compile_cpu)
-        errors = [None] + [float(np.abs(call() - (exact_truth if name.startswith("exact Sobel") else truth)).max())
-                           for name, call, _ in cases[1:]]
+        copy = same_bytes_copy(img, threads)
+        cases = [("OpenCV Sobel pipeline (reference)", lambda: flt(img), ""),
+                 (f"copy of the same bytes (np.copyto, {BYTES_PER_PIXEL} B/px, {threads} threads)", copy, "the bound")]
+        cases += runtimes(net, img, compile_cpu)
+        errors = [None, None] + [max_error(call(), exact_truth if name.startswith("exact Sobel") else truth)
+                                 for name, call, _ in cases[2:]]
         seconds = interleaved_medians([call for _, call, _ in cases], repeats)
-        ref_mps = mpx / seconds[0]
+        ref_mps, copy_mps = mpx / seconds[0], mpx / seconds[1]
         for (name, _, note), err, sec in zip(cases, errors, seconds):
             mps = mpx / sec
             rows.append(dict(megapixels=round(mpx, 2), runtime=name, mps=mps, ratio=mps / ref_mps,
-                             bound_fraction=mps / bound, max_abs_err=err, note=note))
+                             copy_fraction=mps / copy_mps, bound_fraction=mps / bound, max_abs_err=err, note=note))
             print(f"{mpx:6.2f} MP  {name:<45} {mps:8.1f} MP/s  {mps / ref_mps:5.2f}x" +
                   ("" if err is None else f"  err {err:.1e}"), flush=True)
         if mpx < 2 and net.meta["model"] == "compact":
             info["svd_split_errors"] = svd_split_errors(net, img, truth)
     return rows, info
+
+
+def shipped_models(sizes: Sequence[float], repeats: int) -> list[dict]:
+    """Every shipped checkpoint (``models/*.ckpt``) through ``predict``, default backend, at each size."""
+    rows = []
+    for path in sorted(Path("models").glob("*.ckpt")):
+        net = load_model(path)
+        for mp in sizes:
+            img = photo(mp)
+            mpx = img.shape[0] * img.shape[1] / 1e6
+            mps = mpx / median_seconds(lambda: predict(net, img), repeats)
+            rows.append(dict(checkpoint=str(path), model=net.meta["model"], megapixels=round(mpx, 2), mps=mps))
+            print(f"{path.name:<32} {mpx:5.2f} MP {mps:8.2f} MP/s", flush=True)
+    return rows
+
+
+def models_markdown(rows: list[dict], repeats: int) -> str:
+    return ("\nEvery shipped checkpoint through `predict` (default backend; median of "
+            f"{repeats} calls after a warm-up):\n\n" + markdown_table(
+                ["checkpoint", "model", "image", "MP/s"],
+                [(f"`{r['checkpoint']}`", r["model"], f"{r['megapixels']:g} MP", f"{r['mps']:.2f}") for r in rows],
+                align="llrr"))
 
 
 def markdown(rows: list[dict], info: dict) -> str:
@@ -148,11 +195,13 @@ def markdown(rows: list[dict], info: dict) -> str:
              f"warm-up, the runtimes called in turn (round robin), uint8 RGB in -> float32 out; load average at "
              f"the start {info['load'][0]:.2f} (shared machine). "
              f"Memory-bandwidth bound: copy bandwidth {info['bandwidth_gbs']:.1f} GB/s (np.copyto of {info['copy_mb']} MB on "
-             f"{info['threads']} threads, read + write) / {BYTES_PER_PIXEL} bytes a pixel = {info['bound_mps']:.0f} MP/s.",
+             f"{info['threads']} threads, read + write) / {BYTES_PER_PIXEL} bytes a pixel = {info['bound_mps']:.0f} MP/s; "
+             f"each size also times a copy of its own {BYTES_PER_PIXEL} bytes a pixel beside the runtimes, and the "
+             "'x copy' column is each runtime's MP/s over that copy's.",
              ""]
     lines.append(markdown_table(
-        ["image", "runtime", "MP/s", "x OpenCV pipeline", "fraction of the bound", "max abs error vs torch", "note"],
-        [(f"{r['megapixels']:g} MP", r["runtime"], f"{r['mps']:.1f}", f"{r['ratio']:.2f}", f"{r['bound_fraction']:.3f}",
+        ["image", "runtime", "MP/s", "x OpenCV pipeline", "x copy of the same bytes", "max abs error vs torch", "note"],
+        [(f"{r['megapixels']:g} MP", r["runtime"], f"{r['mps']:.1f}", f"{r['ratio']:.2f}", f"{r['copy_fraction']:.3f}",
           "" if r["max_abs_err"] is None else f"{r['max_abs_err']:.1e}", r["note"]) for r in rows], align="rlrrrrl"))
     if info.get("svd_split_errors"):
         lines += ["", "SVD split of the checkpoint's kernels (not used; the runtime stays exact): max abs error "
@@ -168,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sizes", type=float, nargs="+", default=[1.0, 4.0, 24.0], help="megapixels")
     ap.add_argument("--no-compile", action="store_true", help="leave out the torch.compile row (~1 min to compile)")
     ap.add_argument("--out", default="figures/bench", help="writes OUT.md and OUT.csv")
+    ap.add_argument("--no-models", dest="models", action="store_false",
+                    help="leave out the table of every shipped checkpoint's MP/s (sizes up to 4 MP)")
     ap.add_argument("--copy-mb", type=int, default=256, help="size of the copy that measures the bandwidth bound")
     ap.add_argument("--large", type=float, default=None, metavar="MP",
                     help="instead: one tiled prediction of an MP-megapixel photo, with time and peak memory")
@@ -180,6 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rows, info = measure(args.checkpoint, args.sizes, args.repeats, not args.no_compile, args.copy_mb)
     md = markdown(rows, info)
+    if args.models:
+        model_repeats = min(5, args.repeats)
+        md += models_markdown(shipped_models([s for s in args.sizes if s <= 4], model_repeats), model_repeats)
     out = Path(args.out)
     atomic_write_bytes(out.with_name(out.name + ".md"), md.encode())
     write_csv(out.with_name(out.name + ".csv"), rows)
@@ -195,12 +249,16 @@ def large_image_run(checkpoint: str, megapixels: float, tile: int) -> int:
     net = load_model(checkpoint)
     img = photo(megapixels)
     t0 = time.perf_counter()
+    predict(net, img[:64, :64], tile=tile)  # the first call loads the compiled kernel: timed apart
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
     out = predict(net, img, tile=tile)
     seconds = time.perf_counter() - t0
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     h, w = img.shape[:2]
     print(f"{w}x{h} = {w * h / 1e6:.0f} MP, tiles of {tile}: {seconds:.1f} s ({w * h / 1e6 / seconds:.1f} MP/s), "
-          f"peak RSS {peak_gib:.2f} GiB (input {img.nbytes / 2**30:.2f} GiB uint8, output {out.nbytes / 2**30:.2f} GiB float32)")
+          f"peak RSS {peak_gib:.2f} GiB (input {img.nbytes / 2**30:.2f} GiB uint8, output {out.nbytes / 2**30:.2f} GiB float32); "
+          f"the process's first call (64x64, loads the compiled kernel) took {first:.2f} s")
     return 0
 
 

@@ -405,7 +405,7 @@ def add_teach_endpoint(gr, sessions: Sessions) -> None:
         return str(path), {**summary, "model_id": str(path)}
 
     gr.Button(visible=False).click(teach_api, [api_before, api_after, api_model, api_steps], [api_ckpt, api_summary],
-                                   api_name="teach", concurrency_id="teach")
+                                   api_name="teach", concurrency_id="teach", concurrency_limit=TEACH_JOBS)
 
 
 def build_teach_tab(gr, sessions: Sessions, uploaded_path, model_dd, filter_dd, model_choices) -> None:

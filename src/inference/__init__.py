@@ -1,5 +1,5 @@
 """Running a trained network: ``predict`` at any size (whole or in tiles, any image in), the runtimes behind it
-(OpenCV fused on CPU, compiled torch on CUDA), lower-precision copies and ONNX export.
+(one numba pass or OpenCV row bands on the CPU, compiled torch on CUDA), lower-precision copies and ONNX export.
 
     from src.inference import predict
     edges = predict(net, rgb)      # float32 (H, W) in [0, 1], any H, W >= 1

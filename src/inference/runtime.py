@@ -1,5 +1,6 @@
-"""Run a trained :class:`CompactNet` without torch's convolutions: fused row bands on the CPU, one
-compiled kernel on CUDA.
+"""Run a trained :class:`CompactNet` without torch's convolutions: one compiled numba pass on the CPU
+(:func:`numba_runner`, :mod:`src.inference.fused_cpu`: ``predict``'s default), or OpenCV kernels on row bands
+(:func:`fused_runner`, ``--backend opencv``, and the fallback without numba); one compiled kernel on CUDA.
 
 CPU. PyTorch's CPU convolution is slow for a few channels (a 1 -> 2 channel 5x5 convolution takes
 ~27 ms per megapixel here, OpenCV's ``filter2D`` ~0.8 ms), so the net's steps (colour mix, filter bank,
@@ -60,6 +61,7 @@ class CompactPlan:
     radius: int
     out_channels: int
     bound: float = float("inf")  # :func:`output_bound`, set by :func:`compact_plan`
+    flat: dict | None = None  # src.inference.fused_cpu.flat_args, made on first use by :func:`numba_runner`
 
 
 def compact_plan(net: nn.Module, separable: bool | None = None) -> CompactPlan | None:
@@ -378,69 +380,24 @@ def cuda_runner(net: nn.Module, download: str = "float32") -> Callable[[np.ndarr
 
 
 # ------------------------------------------------------------------------------- numba (one pass, CPU)
-def numba_args(plan: CompactPlan) -> dict:
-    """The plan as the flat float32 arrays :func:`src.inference.fused_cpu.fused_compact` takes."""
-    R, C = len(plan.kernels), len(plan.kernels[0])
-    k = 2 * plan.radius + 1
-    sep = all(kern[0] == "sep" for row in plan.kernels for kern in row)
-    cols = np.zeros((R, C, k), np.float32)
-    rows = np.zeros((R, C, k), np.float32)
-    full = np.zeros((R, C, k, k), np.float32)
-    for o, row in enumerate(plan.kernels):
-        for c, kern in enumerate(row):
-            if kern[0] == "sep":
-                rows[o, c], cols[o, c] = kern[1], kern[2]
-                full[o, c] = np.outer(kern[2], kern[1])
-            else:
-                full[o, c] = kern[1]
-    layers = plan.head if plan.fold is None else []
-    n_max = max([1] + [w.shape[0] for w, _ in layers] + [w.shape[1] for w, _ in layers])
-    head_w = np.zeros((len(layers), n_max, n_max), np.float32)
-    head_b = np.zeros((len(layers), n_max), np.float32)
-    for li, (w, b) in enumerate(layers):
-        head_w[li, : w.shape[0], : w.shape[1]], head_b[li, : b.shape[0]] = w, b
-    sign, bias = plan.fold if plan.fold is not None else (1.0, 0.0)
-    return dict(mix=plan.mix if plan.mix is not None else np.eye(3, dtype=np.float32), sep=sep, cols=cols,
-                rows_k=rows, full=full, pairs=plan.pairs, linear=plan.linear, fold=plan.fold is not None,
-                fold_sign=np.float32(sign), fold_bias=np.float32(bias), head_w=head_w, head_b=head_b,
-                head_n=np.array([w.shape[0] for w, _ in layers], np.int64), reflect=plan.border == cv2.BORDER_REFLECT_101)
-
-
 def numba_runner(net: nn.Module, threads: int | None = None, out_dtype=np.float32,
                  band_rows: int | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
-    """RGB uint8 ``(H, W, 3)`` -> ``(C, H, W)`` through the one-pass numba kernel; None if numba is missing or
-    ``net`` is not a plain eval :class:`CompactNet`. ``out_dtype``: float32 in [0, 1] (exact), or uint8 / uint16
-    holding ``round(y * 255)`` / ``round(y * 65535)``. ``threads``: numba threads (default: the usable cores).
+    """RGB uint8 ``(H, W, 3)`` -> ``(C, H, W)`` through the one-pass numba kernel (:mod:`src.inference.fused_cpu`);
+    None if numba is missing or ``net`` is not a plain eval :class:`CompactNet`. ``out_dtype``: float32 in [0, 1]
+    (exact), or uint8 / uint16 holding ``round(y * 255)`` / ``round(y * 65535)``. ``threads``: numba threads
+    (default: the usable cores; one for small images); bands go to whichever thread is free.
+
+    >>> from src.models import exact_sobel_net
+    >>> numba_runner(exact_sobel_net())(np.zeros((5, 7, 3), np.uint8)).shape
+    (1, 5, 7)
     """
     try:
-        import numba  # optional dependency: numba
-
-        from src.inference.fused_cpu import BAND_ROWS, OUT_SCALE, fused_compact  # optional dependency: numba
+        import src.inference.fused_cpu as fused_cpu  # optional dependency: numba
     except ImportError:
         return None
-
     plan = _cached_plan(net, None)
     if plan is None:
         return None
-    out_dtype = np.dtype(out_dtype)
-    if out_dtype not in OUT_SCALE:
-        raise ValueError(f"out_dtype must be float32, uint8 or uint16, got {out_dtype}")
-    args = numba_args(plan)
-    scale = OUT_SCALE[out_dtype]
-    n_threads = max(1, min(threads or available_cores(), numba.config.NUMBA_NUM_THREADS))
-    rows = band_rows or BAND_ROWS
-
-    def run(rgb: np.ndarray) -> np.ndarray:
-        rgb = np.ascontiguousarray(rgb)
-        out = np.empty((plan.out_channels, *rgb.shape[:2]), out_dtype)
-        previous = numba.get_num_threads()
-        numba.set_num_threads(n_threads)
-        try:
-            fused_compact(rgb, out, band_rows=rows, scale=scale, workers=n_threads, **args)
-        finally:
-            numba.set_num_threads(previous)
-        return out
-
-    run.clamped = True
+    run = fused_cpu.runner(plan, threads or available_cores(), threads is None, out_dtype, band_rows)
     run.finite = plan.bound < FINITE_BOUND
     return run
