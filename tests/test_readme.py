@@ -158,3 +158,49 @@ def test_every_relative_link_and_image_points_at_a_file(document):
         if not target.startswith(("http://", "https://")) and not (path.parent / target).exists():
             broken.append(target)
     assert not broken, f"{document}: links to missing files: {broken}"
+
+
+def python_examples(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_the_readme_api_example_runs_from_outside_the_repository(tmp_path):
+    """The README's prediction example, as a user runs it in a folder of their own (training examples are left to
+    the training tests: they take minutes)."""
+    import os
+    import subprocess
+    import sys
+
+    import cv2
+    import skimage.data
+
+    examples = [code for code in python_examples(README) if "predict(" in code and "train(" not in code]
+    assert examples, "the README has no prediction example"
+    cv2.imwrite(str(tmp_path / "photo.jpg"), cv2.cvtColor(skimage.data.astronaut()[:97, :131], cv2.COLOR_RGB2BGR))
+    (tmp_path / "models").symlink_to(ROOT / "models")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for code in examples:
+        check = "\nassert edges.shape == exact.shape == rgb.shape[:2] and abs(edges - exact).max() < 1e-4\nprint('ok')"
+        res = subprocess.run([sys.executable, "-c", code + check], cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-2000:]
+
+
+def bench_row(megapixels: float, runtime_prefix: str) -> dict:
+    with (ROOT / "figures" / "bench.csv").open(newline="") as f:
+        return next(r for r in csv.DictReader(f)
+                    if abs(float(r["megapixels"]) - megapixels) < 0.1 and r["runtime"].startswith(runtime_prefix))
+
+
+def test_the_readmes_speed_answer_quotes_the_committed_bench():
+    """Question 4's MP/s, fractions of a copy and ratios to the OpenCV pipeline are figures/bench.csv's default row."""
+    answer = README.split("4. **Optimisations that make it fast?**", 1)[1].split("5. **", 1)[0]
+    answer = " ".join(answer.split())
+    rows = [bench_row(mp, "predict (default") for mp in (1.0, 4.0, 24.0)]
+    mps = ", ".join(f"{float(r['mps']):.0f}" for r in rows[:2]) + f" and {float(rows[2]['mps']):.0f} MP/s"
+    assert mps in answer, mps
+    fractions = [f"{float(r['copy_fraction']):.3f}".rstrip("0") for r in rows]
+    shown = re.search(r"that is ([\d.]+)×, ([\d.]+)× and ([\d.]+)× a copy", answer).groups()
+    assert all(matches(float(r["copy_fraction"]), s) for r, s in zip(rows, shown)), (shown, fractions)
+    ratios = re.search(r"and ([\d.]+)×, ([\d.]+)× and ([\d.]+)× the OpenCV Sobel pipeline", answer).groups()
+    assert all(matches(float(r["ratio"]), s) for r, s in zip(rows, ratios)), ratios
