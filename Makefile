@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu photos
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -79,6 +79,10 @@ data: install  ## download + prepare a data set: make data NAME=mini-coco|cifar1
 	@test -n "$(NAME)" || { echo "usage: make data NAME=mini-coco|cifar100|oxford-pets [SIZE=64|128|native] [FILTER=sobel]"; exit 2; }
 	$(PYTHON) -m src.download.download $(NAME)
 	$(PYTHON) -m src.download.prepare $(NAME) $(if $(SIZE),--size $(SIZE)) --filter $(or $(FILTER),sobel)
+
+photos: install  ## copy + SHA-256-check the photographs (train/val: Wikipedia, test: Kodak) from a clone: make photos FROM=path/to/clone
+	@test -n "$(FROM)" || { echo "usage: make photos FROM=path/to/clone (of https://github.com/Zelex/images)"; exit 2; }
+	$(PYTHON) -m src.download.photos --from $(FROM)
 
 teach-target: install  ## Teach by example from one 768x512 pair: held-out photos PSNR, CPU seconds -> figures/teach.{md,csv}
 	$(PYTHON) -m src.studies.teach_target

@@ -92,7 +92,7 @@ def test_weights_of_another_shape_are_refused(tmp_path):
 
 
 def test_unknown_model_name_lists_the_available_ones():
-    with pytest.raises(UserError, match="available: autoencoder, can, compact"):
+    with pytest.raises(UserError, match="available: autoencoder, bilateral-grid, can, compact"):
         build_model("unet9000")
 
 

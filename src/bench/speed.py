@@ -177,14 +177,38 @@ def shipped_models(sizes: Sequence[float], repeats: int) -> list[dict]:
             mps = mpx / median_seconds(lambda: predict(net, img), repeats)
             rows.append(dict(checkpoint=str(path), model=net.meta["model"], megapixels=round(mpx, 2), mps=mps))
             print(f"{path.name:<32} {mpx:5.2f} MP {mps:8.2f} MP/s", flush=True)
+    return rows + grid_rows(sizes, repeats)
+
+
+def grid_rows(sizes: Sequence[float], repeats: int) -> list[dict]:
+    """The bilateral grid at its default size (speed does not depend on the weights) through ``predict``, its
+    torch form, and the operator it is meant to replace (``cv2.detailEnhance``), on the same photos."""
+    from src.filters import get_filter  # start-up: torch only when called
+    from src.models.bilateral_grid import BilateralGridNet  # start-up: torch only when called
+
+    net, op = BilateralGridNet().eval(), get_filter("detail-enhance")
+    calls = [("bilateral grid, untrained (numba slice)", "bilateral-grid", lambda img: predict(net, img)),
+             ("bilateral grid, untrained (torch)", "bilateral-grid", lambda img: predict(net, img, backend="torch")),
+             ("cv2.detailEnhance (the operator)", "OpenCV", op)]
+    rows = []
+    for mp in sizes:
+        img = photo(mp)
+        mpx = img.shape[0] * img.shape[1] / 1e6
+        for label, model, call in calls:
+            mps = mpx / median_seconds(lambda: call(img), repeats)
+            rows.append(dict(checkpoint=label, model=model, megapixels=round(mpx, 2), mps=mps))
+            print(f"{label:<40} {mpx:5.2f} MP {mps:8.2f} MP/s", flush=True)
     return rows
 
 
 def models_markdown(rows: list[dict], repeats: int) -> str:
     return ("\nEvery shipped checkpoint through `predict` (default backend; median of "
-            f"{repeats} calls after a warm-up):\n\n" + markdown_table(
+            f"{repeats} calls after a warm-up), then the bilateral grid (issue 28's model; untrained, its speed does not "
+            "depend on the weights; the grid computed in torch from the whole image, the slice in numba or torch) beside "
+            "the operator it is meant to replace:\n\n" + markdown_table(
                 ["checkpoint", "model", "image", "MP/s"],
-                [(f"`{r['checkpoint']}`", r["model"], f"{r['megapixels']:g} MP", f"{r['mps']:.2f}") for r in rows],
+                [(f"`{r['checkpoint']}`" if r["checkpoint"].endswith(".ckpt") else r["checkpoint"], r["model"],
+                  f"{r['megapixels']:g} MP", f"{r['mps']:.2f}") for r in rows],
                 align="llrr"))
 
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import skimage.data
 
-from src.download.catalog import DATASETS, parse_data_spec
+from src.download.catalog import DATASETS, FOLDER_DATASETS, folder_dataset, parse_data_spec
 from src.errors import UserError
 from src.io.images import NamedImage, list_images, read_rgb, to_rgb_uint8
 from src.io.splits import SPLITS, assign_splits
@@ -73,7 +73,8 @@ def folder_images(root: str | Path, split: str | None = None, problems: list[str
 
 
 def load_split(data: str, split: str) -> list[NamedImage]:
-    """Images of ``split`` from ``data``: ``"skimage"`` (embedded), a data set ``NAME[:SIZE]`` or a folder."""
+    """Images of ``split`` from ``data``: ``"skimage"`` (embedded), a data set ``NAME[:SIZE]``, ``"photos"``
+    (the images in data/raw/photos/SPLIT) or a folder."""
     if split not in SPLITS:
         raise UserError(f"unknown split {split!r}; expected one of {SPLITS}")
     if data == "skimage":
@@ -82,9 +83,13 @@ def load_split(data: str, split: str) -> list[NamedImage]:
         from src.download.prepare import load_prepared_split  # on use: prepare imports the filters, hence torch
 
         return load_prepared_split(data, split)
+    if (named := folder_dataset(data)) is not None:
+        if not (images := folder_images(named / split) if (named / split).is_dir() else []):
+            raise UserError(f"--data {data}: no readable images in {named / split}")
+        return images
     root = Path(data)
     if not root.exists():
-        raise UserError(f"--data {data!r}: not 'skimage', a data set ({', '.join(DATASETS)}) or a folder")
+        raise UserError(f"--data {data!r}: not 'skimage', a data set ({', '.join([*DATASETS, *FOLDER_DATASETS])}) or a folder")
     images = folder_images(root, split)
     if not images:
         found = len(list_images(root)[0])

@@ -28,7 +28,7 @@ from torch.utils.data.dataloader import default_collate
 
 from src.dataset.crops import crop_rng, cut, pad_to, random_window, target_tensor, to_tensor
 from src.dataset.sources import load_split
-from src.download.catalog import parse_data_spec
+from src.download.catalog import folder_dataset, parse_data_spec
 from src.download.download import read_json
 from src.download.prepare import VERSION, filter_probe, interim_folder, prepare_interim, processed_folder, read_target
 from src.errors import UserError
@@ -290,8 +290,10 @@ def split_sources(data: str, split: str, filter: Filter | None) -> tuple[list[tu
     """``(name, path)`` of a split's images, their stored targets by name (or None) and the targets line."""
     parsed = parse_data_spec(data)
     if parsed is None:
-        root = Path(data)
-        paths = assign_splits(list_images(root)[0], lambda p: str(p.relative_to(root)))[split] if root.is_dir() else []
+        named = folder_dataset(data)  # photos: the split is the folder data/raw/photos/SPLIT
+        root = named / split if named else Path(data)
+        paths = [] if not root.is_dir() else list_images(root)[0] if named else \
+            assign_splits(list_images(root)[0], lambda p: str(p.relative_to(root)))[split]
         if not paths:
             load_split(data, split)  # raises the one-line reason (missing folder, no images, too few)
         return [(str(p.relative_to(root)), p) for p in paths], None, "targets: computed on the fly (a folder)"

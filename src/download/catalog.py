@@ -117,6 +117,23 @@ DATASETS: dict[str, DataSet] = {
 }
 
 
+# Data sets that are a folder under data/raw whose train/, val/ and test/ subfolders are the splits, and the
+# command that makes it (``--data photos``; ``--data ./photos`` is a folder of that name).
+FOLDER_DATASETS: dict[str, str] = {
+    "photos": "python -m src.download.photos --from <clone of https://github.com/Zelex/images>",
+}
+
+
+def folder_dataset(spec: str) -> Path | None:
+    """``"photos"`` -> data/raw/photos, whose train/, val/ and test/ are the splits; ``None`` for other specs."""
+    if spec not in FOLDER_DATASETS:
+        return None
+    folder = data_root() / "raw" / spec
+    if not folder.is_dir():
+        raise UserError(f"--data {spec}: no {folder}; run `{FOLDER_DATASETS[spec]}`")
+    return folder
+
+
 def get_dataset(name: str) -> DataSet:
     if name not in DATASETS:
         raise UserError(f"unknown data set {name!r}; available: {', '.join(DATASETS)}")

@@ -30,6 +30,9 @@ def export_onnx(net: nn.Module, path: str | os.PathLike, example_size: int = 64)
     Inputs must be larger than the network's padding (e.g. >= 3x3 for the 5x5 compact net); ``predict``
     handles smaller ones in torch.
     """
+    why_not = getattr(net, "onnx_unsupported", None)
+    if why_not:
+        raise UserError(f"{type(net).__name__} does not export to ONNX: {why_not}")
     net = net.eval()
     x = torch.rand(1, 3, example_size, example_size)
     buf = io.BytesIO()

@@ -22,7 +22,7 @@ import torch.nn as nn
 from src.cli import run_cli
 from src.errors import UserError
 from src.inference.folder import predict_folder
-from src.inference.runtime import cuda_runner, fused_runner, numba_runner
+from src.inference.runtime import cuda_runner, fused_runner, grid_runner, grid_slicer, numba_runner
 from src.io.files import check_writable
 from src.io.images import ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, list_images, to_rgb_uint8
 from src.models.checkpoint import check_device, load_model
@@ -43,6 +43,8 @@ def _tile_runner(net: nn.Module, backend: str):
     fast = None
     if device.type == "cpu" and backend in ("auto", "numba"):
         fast = numba_runner(net)
+    if fast is None and device.type == "cpu" and backend in ("auto", "numba"):
+        fast = grid_runner(net)  # the bilateral grid: its per-pixel slice in numba
     if fast is None and device.type == "cpu" and backend in ("auto", "opencv"):
         fast = fused_runner(net)
     elif backend == "auto" and device.type == "cuda":
@@ -90,6 +92,8 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
         out = run(rgb)
     elif getattr(net, "blend_tiles", False):
         out = predict_blended(run, rgb, tile)
+    elif getattr(net, "whole_image_context", False):
+        out = predict_sliced(net, rgb, tile, backend)
     else:
         halo = getattr(net, "receptive_radius", None)
         if halo is None:
@@ -139,6 +143,25 @@ def _starts(length: int, tile: int, step: int) -> list[int]:
         return [0]
     starts = list(range(0, length - tile, step))
     return starts + [length - tile]
+
+
+def predict_sliced(net: nn.Module, rgb: np.ndarray, tile: int, backend: str = "auto") -> np.ndarray:
+    """Networks whose context comes from the whole image at low resolution (the bilateral grid): the grid once
+    from the whole image, then each ``tile x tile`` tile sliced from it, which equals the whole-image result."""
+    device = next(net.parameters()).device
+    grid = net.grid_of(_to_batch(rgb, device))
+    slicer = grid_slicer(net) if backend in ("auto", "numba") else None
+    H, W = rgb.shape[:2]
+    out = np.empty((net.out_channels, H, W), np.float32)
+    for y0 in range(0, H, tile):
+        for x0 in range(0, W, tile):
+            y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
+            part = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+            if slicer is not None:
+                out[:, y0:y1, x0:x1] = slicer(grid, part, (y0, x0), (H, W))
+            else:
+                out[:, y0:y1, x0:x1] = net.apply(grid, _to_batch(part, device), (y0, x0), (H, W))[0].float().cpu().numpy()
+    return out
 
 
 def predict_blended(run, rgb: np.ndarray, tile: int, overlap: int | None = None) -> np.ndarray:

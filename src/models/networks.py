@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from src.errors import UserError
 from src.filters.functional import BT601, max_gradient_magnitude, pad_reflect101
 from src.filters.sobel import sobel_kernels
+from src.models.bilateral_grid import BilateralGridNet
 from src.models.can import ContextAggregationNet
 from src.models.layers import clamp01_straight_through
 from src.models.pix2pix import UNetGenerator
@@ -216,6 +217,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "can": ContextAggregationNet,
     "pix2pix": UNetGenerator,
     "unet": UNetGenerator,
+    "bilateral-grid": BilateralGridNet,
+    "hdrnet": BilateralGridNet,  # the paper's name for the same network
 }
 
 
@@ -234,6 +237,9 @@ LIMITS: dict[str, dict[str, tuple]] = {
                 "output": (str, ("clamp", "tanh"))},
 }
 LIMITS["unet"] = LIMITS["pix2pix"]
+LIMITS["bilateral-grid"] = LIMITS["hdrnet"] = {
+    "in_channels": _CHANNELS, "grid": (int, 1, 64), "bins": (int, 1, 32), "low_res": (int, 2, 1024),
+    "width": (int, 1, 64), "guide_width": (int, 1, 64)}
 MAX_OUT_CHANNELS = 4
 
 

@@ -29,7 +29,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "can": dict(lr=1e-3, max_steps=2000, steps_per_epoch=20, finish="none", patience=30, batch_size=16),
     "pix2pix": dict(lr=2e-4, max_steps=2000, steps_per_epoch=100, finish="none", patience=1000, batch_size=32),
     "unet": dict(lr=2e-4, max_steps=1000, steps_per_epoch=100, finish="none", patience=1000, batch_size=32),
+    # the grid's low-resolution stream sees each crop resized to low_res (256): train on --crop 256 or larger
+    "bilateral-grid": dict(lr=1e-3, max_steps=2000, steps_per_epoch=50, finish="none", patience=10, batch_size=4),
 }
+MODEL_DEFAULTS["hdrnet"] = MODEL_DEFAULTS["bilateral-grid"]
 # The CAN at CPU size: 8 channels, depth 5, receptive field 17 x 17 (trains ~4x the steps of 16 x 6 per second).
 # The zoo's CAN rows and teach-by-example's "can" use it.
 CAN_ARGS: dict[str, int] = {"width": 8, "depth": 5}

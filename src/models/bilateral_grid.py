@@ -1,0 +1,136 @@
+"""A bilateral grid of affine colour transforms (HDRNet: Gharbi et al., "Deep Bilateral Learning for Real-Time
+Image Enhancement", SIGGRAPH 2017), for full-resolution operators that look far.
+
+Two parts, as in the paper: a **low-resolution stream** sees the whole image resized to ``low_res`` x ``low_res``
+and predicts a grid of ``grid`` x ``grid`` cells x ``bins`` intensity bins, each holding an affine transform
+(``out_channels`` x 4 coefficients: a 3-vector and an offset per output channel); a **guide** (a per-pixel
+1x1 network at full resolution) maps each pixel to an intensity in [0, 1]. Each output pixel is then one trilinear
+lookup of the grid at (x, y, guide) and one affine transform of the pixel's RGB. The full-resolution work is
+per pixel (no neighbourhood), so:
+
+- the grid is computed once per image (:meth:`grid_of`), then sliced per tile (:meth:`apply`): tiled = whole;
+- the slicing is written with gathers (no 5-D ``grid_sample``): the plain twin of a fused CPU slice, and an
+  exportable graph; the whole network does not export to ONNX yet (``onnx_unsupported`` says why).
+
+At start the transform is the identity (RGB out) or BT.601 gray (one channel out), the trivial answer of a
+photographic operator, and training moves it from there.
+
+>>> net = BilateralGridNet(out_channels=3).eval()
+>>> net(torch.rand(1, 3, 7, 9)).shape
+torch.Size([1, 3, 7, 9])
+>>> with torch.no_grad():  # the identity at start
+...     float((net(x := torch.rand(1, 3, 5, 6)) - x).abs().max()) < 1e-6
+True
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+GRAY = (0.299, 0.587, 0.114)  # BT.601, as the filters' gray conversion
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.ReLU(inplace=True))
+
+
+class BilateralGridNet(nn.Module):
+    """``(B, 3, H, W) -> (B, C, H, W)``: a low-resolution stream predicts a bilateral grid of affine transforms,
+    a per-pixel guide slices it, each pixel gets its transform. Any ``H, W >= 1``."""
+
+    min_size = 1
+    receptive_radius = 0  # per pixel at full resolution: the grid carries the context (see whole_image_context)
+    whole_image_context = True  # predict() computes the grid from the whole image, then slices tile by tile
+    # The low-resolution stream shrinks the image with an antialiased bilinear resize (without it, a 12 MP photo
+    # seen at 256 px aliases, and the grid learnt on crops would not transfer). Opset 17's exporter has no op for it.
+    onnx_unsupported = ("torch's ONNX exporter (opset 17, TorchScript) has no operator for the antialiased resize of "
+                        "its low-resolution stream (aten::_upsample_bilinear2d_aa); the slicing itself is exportable")
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, grid: int = 16, bins: int = 8,
+                 low_res: int = 256, width: int = 8, guide_width: int = 16):
+        super().__init__()
+        if in_channels != 3:
+            raise ValueError(f"in_channels must be 3 (RGB), got {in_channels}")
+        levels = (low_res // grid).bit_length() - 1
+        if low_res % grid or 2**levels * grid != low_res or levels < 1:
+            raise ValueError(f"low_res must be grid times a power of two >= 2, got {low_res} and {grid}")
+        self.config = dict(in_channels=in_channels, out_channels=out_channels, grid=grid, bins=bins,
+                           low_res=low_res, width=width, guide_width=guide_width)
+        self.out_channels, self.grid_cells, self.bins, self.low_res = out_channels, grid, bins, low_res
+        self.n_coeffs = out_channels * 4
+        # splat: stride-2 convolutions from low_res down to grid x grid
+        chans, layers = in_channels, []
+        for i in range(levels):
+            layers.append(_conv(chans, width * 2**i, stride=2))
+            chans = width * 2**i
+        self.splat = nn.Sequential(*layers)
+        self.local = nn.Sequential(_conv(chans, chans), nn.Conv2d(chans, chans, 3, padding=1))
+        # global path: two more stride-2 convolutions, pooled, then fully connected
+        self.global_convs = nn.Sequential(_conv(chans, chans, 2), _conv(chans, chans, 2))
+        self.global_fc = nn.Sequential(nn.Linear(chans, chans), nn.ReLU(inplace=True), nn.Linear(chans, chans))
+        self.to_grid = nn.Conv2d(chans, bins * self.n_coeffs, 1)
+        self.guide = nn.Sequential(nn.Conv2d(3, guide_width, 1), nn.ReLU(inplace=True), nn.Conv2d(guide_width, 1, 1))
+        self._start_at_the_trivial_answer()
+
+    def _start_at_the_trivial_answer(self) -> None:
+        """Every cell's transform starts as the identity (3 out) or BT.601 gray (1 out), the same in every bin."""
+        nn.init.zeros_(self.to_grid.weight)
+        a = torch.zeros(self.out_channels, 4)
+        if self.out_channels == 3:
+            a[:, :3] = torch.eye(3)
+        else:
+            a[:, :3] = torch.tensor(GRAY)
+        with torch.no_grad():
+            self.to_grid.bias.copy_(a.flatten().repeat(self.bins))
+
+    def grid_of(self, x: torch.Tensor) -> torch.Tensor:
+        """The bilateral grid of the whole image ``x`` ``(B, 3, H, W)``: ``(B, n_coeffs, bins, grid, grid)``."""
+        # antialias always (it only matters when shrinking), so a traced export does not freeze the choice
+        small = F.interpolate(x, size=(self.low_res, self.low_res), mode="bilinear", align_corners=False, antialias=True)
+        features = self.splat(small)
+        local = self.local(features)
+        pooled = self.global_convs(features).mean(dim=(2, 3))
+        fused = F.relu(local + self.global_fc(pooled)[:, :, None, None])
+        grid = self.to_grid(fused)  # (B, bins * n_coeffs, g, g)
+        b, _, g, _ = grid.shape
+        return grid.view(b, self.bins, self.n_coeffs, g, g).transpose(1, 2).contiguous()
+
+    def apply(self, grid: torch.Tensor, x: torch.Tensor, offset: tuple[int, int] = (0, 0),
+              size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Slice ``grid`` at each pixel of ``x`` (a tile at ``offset`` of an image of ``size``, default the tile
+        itself) and apply the transforms: ``(B, 3, h, w) -> (B, C, h, w)``."""
+        coeffs = slice_grid(grid, self.guide(x).sigmoid(), offset, size or tuple(x.shape[-2:]))
+        a = coeffs.view(x.shape[0], self.out_channels, 4, *x.shape[-2:])
+        return (a[:, :, :3] * x[:, None]).sum(2) + a[:, :, 3]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.apply(self.grid_of(x), x)
+
+
+def slice_grid(grid: torch.Tensor, guide: torch.Tensor, offset: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """Trilinear lookup: ``grid`` ``(B, K, D, G, G)`` at each pixel of a tile (its ``guide`` ``(B, 1, h, w)`` in
+    [0, 1]; the tile at ``offset`` of an image of ``size``) -> ``(B, K, h, w)``.
+
+    Cell centres sit at ``(i + 0.5) / G`` of the image and ``(d + 0.5) / D`` of the guide's range; a pixel
+    centre's coordinates are clamped to the outermost centres (the grid's edge value extends outwards).
+    """
+    b, k, depth, gh, gw = grid.shape
+    h, w = guide.shape[-2:]
+    H, W = size
+    dev = grid.device
+    ys = ((torch.arange(h, device=dev, dtype=grid.dtype) + offset[0] + 0.5) / H * gh - 0.5).clamp(0, gh - 1)
+    xs = ((torch.arange(w, device=dev, dtype=grid.dtype) + offset[1] + 0.5) / W * gw - 0.5).clamp(0, gw - 1)
+    zs = (guide[:, 0] * depth - 0.5).clamp(0, depth - 1)  # (B, h, w)
+    y0, x0, z0 = ys.floor().long(), xs.floor().long(), zs.floor().long()
+    y1, x1, z1 = (y0 + 1).clamp(max=gh - 1), (x0 + 1).clamp(max=gw - 1), (z0 + 1).clamp(max=depth - 1)
+    fy, fx, fz = (ys - y0)[None, :, None], (xs - x0)[None, None, :], zs - z0  # broadcast to (B, h, w)
+    flat = grid.reshape(b, k, depth * gh * gw)
+    out = 0.0
+    for zi, wz in ((z0, 1 - fz), (z1, fz)):
+        for yi, wy in ((y0, 1 - fy), (y1, fy)):
+            for xi, wx in ((x0, 1 - fx), (x1, fx)):
+                index = (zi * gh + yi[None, :, None]) * gw + xi[None, None, :]  # (B, h, w)
+                corner = flat.gather(2, index.reshape(b, 1, h * w).expand(b, k, h * w)).view(b, k, h, w)
+                out = out + corner * (wz * wy * wx)[:, None]
+    return out

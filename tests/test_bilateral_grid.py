@@ -1,0 +1,121 @@
+"""The bilateral-grid model (HDRNet-style): trivial answer at start, any size, slicing equal to trilinear
+interpolation, tiled = whole, checkpoints and ONNX like every network, real training."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from src.errors import UserError
+from src.inference import predict
+from src.models import build_model, load_model, save_model
+from src.models.bilateral_grid import GRAY, BilateralGridNet, slice_grid
+from src.models.networks import check_model_config
+
+
+def perturbed(out_channels: int = 3, seed: int = 0, **kwargs) -> BilateralGridNet:
+    """A network away from its start (every weight moved), so tests see a non-trivial grid and guide."""
+    net = BilateralGridNet(out_channels=out_channels, **kwargs).eval()
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return net
+
+
+def test_it_starts_as_the_identity_for_colour_and_as_bt601_gray_for_one_channel():
+    x = torch.rand(2, 3, 9, 11)
+    with torch.no_grad():
+        assert torch.allclose(BilateralGridNet(out_channels=3).eval()(x), x, atol=1e-6)
+        gray = (x * torch.tensor(GRAY)[None, :, None, None]).sum(1, keepdim=True)
+        assert torch.allclose(BilateralGridNet(out_channels=1).eval()(x), gray, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (9, 1), (2, 2), (37, 61), (300, 20)])
+def test_any_size_keeps_its_size(size):
+    with torch.no_grad():
+        assert perturbed()(torch.rand(1, 3, *size)).shape == (1, 3, *size)
+
+
+def test_slicing_equals_trilinear_interpolation_with_edge_values_extended():
+    """slice_grid (gathers, exportable) against torch's own 5-D grid_sample on the same coordinates."""
+    torch.manual_seed(1)
+    grid, guide = torch.randn(2, 12, 8, 5, 7), torch.rand(2, 1, 13, 17)
+    h, w = guide.shape[-2:]
+    ys = (torch.arange(h) + 0.5) / h * 2 - 1
+    xs = (torch.arange(w) + 0.5) / w * 2 - 1
+    coords = torch.stack([xs[None, None, :].expand(2, h, w), ys[None, :, None].expand(2, h, w), guide[:, 0] * 2 - 1], -1)
+    ref = F.grid_sample(grid, coords[:, None], mode="bilinear", padding_mode="border", align_corners=False)[:, :, 0]
+    assert (slice_grid(grid, guide, (0, 0), (h, w)) - ref).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("tile", [1, 7, 64, 100])
+def test_tiled_prediction_equals_the_whole_image(tile):
+    rgb = np.random.default_rng(0).integers(0, 256, (157, 203, 3), dtype=np.uint8)
+    net = perturbed()
+    assert np.abs(predict(net, rgb, tile=tile) - predict(net, rgb)).max() <= 1e-5
+
+
+def test_checkpoint_round_trip_restores_the_outputs(tmp_path):
+    net = perturbed(out_channels=1, grid=8, bins=4, low_res=64)
+    loaded = load_model(save_model(tmp_path / "g.ckpt", net, "bilateral-grid", "sobel"))
+    x = torch.rand(1, 3, 31, 45)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
+    assert isinstance(build_model("hdrnet", out_channels=3), BilateralGridNet)
+
+
+@pytest.mark.parametrize("kwargs", [{"grid": 10**6}, {"low_res": 10**5}, {"bins": 0}, {"width": 1000}])
+def test_a_checkpoint_asking_for_an_oversized_grid_is_refused_in_one_line(kwargs):
+    with pytest.raises(UserError, match="model_kwargs"):
+        check_model_config("bilateral-grid", 3, kwargs)
+
+
+def test_low_res_must_be_the_grid_times_a_power_of_two():
+    with pytest.raises(ValueError, match="power of two"):
+        BilateralGridNet(grid=16, low_res=100)
+
+
+def test_onnx_export_is_refused_in_one_line_that_says_why(tmp_path):
+    """The antialiased resize has no ONNX operator in the exporter used here: a clear refusal, no half file."""
+    from src.inference.export import export_onnx
+
+    with pytest.raises(UserError, match="antialiased resize"):
+        export_onnx(perturbed(grid=8, bins=4, low_res=64), tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()
+
+
+def test_real_training_keeps_it_at_or_above_the_trivial_answer(tmp_path):
+    """A tiny Lightning run on a photographic operator: it starts at the identity (the trivial answer) and
+    training must not leave it more than 0.5 dB below that."""
+    from src.evaluation.evaluate import trivial_psnr
+    from src.filters import get_filter
+    from src.training.config import TrainConfig
+    from src.training.train import train
+
+    res = train(TrainConfig(model="bilateral-grid", model_kwargs={"grid": 8, "bins": 4, "low_res": 64},
+                            filter="detail-enhance", crop=64, max_steps=30, steps_per_epoch=10, threads=1,
+                            output=str(tmp_path / "g.ckpt"), run_dir=str(tmp_path / "runs"), logger="none",
+                            quiet=True))
+    assert res["steps"] == 30 and np.isfinite(res["test_psnr"])
+    assert res["test_psnr"] > trivial_psnr(get_filter("detail-enhance")) - 0.5
+    assert predict(load_model(res["checkpoint"]), np.zeros((3, 5, 3), np.uint8)).shape == (3, 5, 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (8, 1), (37, 61), (200, 130)])
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_the_numba_slice_equals_the_torch_forward(shape, out_channels):
+    """predict's CPU path (the grid in torch, the per-pixel slice in one numba pass) against net.forward."""
+    from src.inference.runtime import grid_runner
+
+    net = perturbed(out_channels=out_channels, seed=2)
+    rgb = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    assert grid_runner(net) is not None
+    fast = predict(net, rgb)
+    ref = predict(net, rgb, backend="torch")
+    assert fast.shape == ref.shape and np.abs(fast - ref).max() <= 1e-5
+
+
+def test_the_torch_tiles_equal_the_whole_image_too():
+    rgb = np.random.default_rng(4).integers(0, 256, (90, 70, 3), dtype=np.uint8)
+    net = perturbed()
+    assert np.abs(predict(net, rgb, tile=32, backend="torch") - predict(net, rgb, backend="torch")).max() <= 1e-5
