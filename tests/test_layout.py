@@ -218,3 +218,14 @@ def test_every_function_local_import_says_why_on_its_line():
     silent = [f"{p.relative_to(ROOT)}:{n}: {text.strip()}" for p in [*SRC.rglob("*.py"), ROOT / "demo_gradio.py"]
               for n, text in function_local_imports(p) if "#" not in text]
     assert not silent, "function-local imports without a reason:\n" + "\n".join(silent)
+
+
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_function_is_longer_than_a_screen():
+    """Functions read as parse -> typed run -> write; a long one is split into named steps."""
+    long = [f"{p.relative_to(ROOT)}:{n.name}: {n.end_lineno - n.lineno + 1} lines"
+            for p in [*SRC.rglob("*.py"), ROOT / "demo_gradio.py"] for n in ast.walk(ast.parse(p.read_text()))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES]
+    assert not long, long

@@ -112,3 +112,18 @@ def test_step_budget_outside_the_cap_is_refused(steps, pair, tmp_path):
 def test_an_unknown_network_is_refused(pair, tmp_path):
     with pytest.raises(UserError, match="unknown model 'unet' for teaching; available: compact, can"):
         teach(*pair, model="unet", workdir=tmp_path)
+
+
+def test_a_photographic_look_is_taught_to_the_bilateral_grid_at_full_resolution(tmp_path):
+    """detail-enhance from one pair: the grid starts at the identity, trains on large crops, and its checkpoint
+    predicts any size (the grid from the whole image)."""
+    import skimage.data
+
+    before = np.ascontiguousarray(skimage.data.coffee()[:160, :240])
+    after = get_filter("detail-enhance")(before)
+    ckpt, summary = teach(before, after, "bilateral-grid", max_steps=20, workdir=tmp_path)
+    assert summary["steps"] == 20 and np.isfinite(summary["holdout_psnr"])
+    assert summary["holdout_psnr"] > summary["identity_psnr"] - 0.5  # starts at the identity, must not fall from it
+    net = load_model(ckpt)
+    assert read_checkpoint(ckpt)["model"] == "bilateral-grid"
+    assert predict(net, skimage.data.astronaut()[:50, :70]).shape == (50, 70, 3)

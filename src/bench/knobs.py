@@ -139,7 +139,6 @@ def _compile_row(name: str, net: torch.nn.Module, x: torch.Tensor, mps: Callable
 
 
 def _opencv_row(img: Any, mps: Callable, what: str) -> Row:
-
     ckpt = Path("models/sobel.ckpt")
     net = load_model(ckpt) if ckpt.is_file() else exact_sobel_net()
     return Row("CPU", "opencv runtime", what, "compact (Sobel)", mps(lambda: predict(net, img, backend="torch")),

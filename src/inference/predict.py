@@ -217,7 +217,6 @@ def output_names(paths: list[Path], src: Path, out_dir: Path) -> dict[Path, Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-
     ap = argparse.ArgumentParser(prog="python -m src.inference.predict", description="Apply a trained filter network to images.")
     ap.add_argument("--checkpoint", required=True, help="a checkpoint written by training (models/*.ckpt)")
     ap.add_argument("--input", required=True, help="an image file or a folder of images (recursive)")

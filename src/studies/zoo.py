@@ -55,7 +55,6 @@ def model_args(model: str, flt) -> dict[str, Any]:
 
 
 def megapixels_per_second(fn, img: np.ndarray, repeats: int) -> float:
-
     return img.shape[0] * img.shape[1] / 1e6 / median_seconds(lambda: fn(img), repeats)
 
 

@@ -41,13 +41,16 @@ HOLDOUT = 0.2  # the bottom fifth of the rows: validation, never a training crop
 MAX_PAIR_PIXELS = 12_000_000  # each image of the pair
 MIN_SIDE = 64  # so the held-out stripe is >= 13 rows (SSIM needs 11)
 MAX_STEPS = 3000  # the step budget cap
-TEACH_MODELS = ("compact", "can")
-DEFAULT_STEPS = {"compact": 150, "can": 600}
+TEACH_MODELS = ("compact", "can", "bilateral-grid")
+DEFAULT_STEPS = {"compact": 150, "can": 600, "bilateral-grid": 300}
 # Compact nets: one gray channel for a gray output (a gradient pair plus a linear response: Sobel-like and
 # linear filters are both exact), the RGB bank for a colour output (as the zoo's compact runs).
 COMPACT_ARGS = {1: {"mix": 1, "pairs": 1, "linear": 1}, 3: {"mix": 0, "pairs": 1, "linear": 3}}
-STEPS_PER_VALIDATION = {"compact": 10, "can": 20}  # a point on the live curve every N steps
-PATIENCE = {"compact": 10, "can": 30}  # validations without gain before the plateau rule acts
+STEPS_PER_VALIDATION = {"compact": 10, "can": 20, "bilateral-grid": 20}  # a point on the live curve every N steps
+PATIENCE = {"compact": 10, "can": 30, "bilateral-grid": 10}  # validations without gain before the plateau rule acts
+# Crops: the bilateral grid's low-resolution stream sees each crop at 256 px, so it learns from large crops (a
+# smaller pair is padded); the local networks from the default 64 px.
+CROP = {"compact": 64, "can": 64, "bilateral-grid": 256}
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -104,6 +107,8 @@ def _target(after: np.ndarray, channels: int) -> np.ndarray:
 def model_args(model: str, channels: int) -> dict[str, Any]:
     if model == "compact":
         return dict(COMPACT_ARGS[channels])
+    if model == "bilateral-grid":
+        return {}  # its defaults: a 16 x 16 x 8 grid from a 256 px view of the whole image
 
     return dict(CAN_ARGS)
 
@@ -136,12 +141,10 @@ class _Watch(pl.Callback):
 def _train_on_folders(model: str, kwargs: dict[str, Any], in_dir: Path, out_dir: Path, output: Path,
                       max_steps: int, seed: int, callbacks: list) -> dict[str, Any]:
     """The one call into the training entry point."""
-
-
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
     cfg = TrainConfig(model=model, model_kwargs=dict(kwargs), pairs=(str(in_dir), str(out_dir)), max_steps=max_steps,
-                      steps_per_epoch=STEPS_PER_VALIDATION[model], patience=PATIENCE[model], seed=seed,
+                      steps_per_epoch=STEPS_PER_VALIDATION[model], patience=PATIENCE[model], seed=seed, crop=CROP[model],
                       output=str(output), run_dir=str(output.parent / "run"), logger="none", test=False, quiet=True)
     if model == "compact":  # the L-BFGS finish after two thirds of the budget (100 of the default 150)
         cfg.finish_after = max(1, 2 * max_steps // 3)
