@@ -43,28 +43,21 @@ from src.models import exact_sobel_net, load_model
 BYTES_PER_PIXEL = 7  # uint8 RGB in, float32 out: what any runtime must move at least
 
 
-def copy_bandwidth(threads: int, megabytes: int = 256, repeats: int = 15) -> float:
-    """Bytes per second (read + write) of a large ``np.copyto`` split into ``threads`` slices."""
-    n = megabytes * 2**20 // 4
-    src, dst = np.ones(n, np.float32), np.zeros(n, np.float32)
-    cuts = np.linspace(0, n, threads + 1).astype(int)
-    with ThreadPoolExecutor(threads) as pool:
-        def copy() -> None:
-            list(pool.map(lambda i: np.copyto(dst[cuts[i] : cuts[i + 1]], src[cuts[i] : cuts[i + 1]]), range(threads)))
-        return 2 * src.nbytes / median_seconds(copy, repeats)
-
-
-def same_bytes_copy(img: np.ndarray, threads: int) -> Callable[[], np.ndarray]:
-    """A copy of as many bytes as a runtime moves on ``img`` (3 in, 4 out a pixel), split over ``threads``."""
-    n = img.shape[0] * img.shape[1] * BYTES_PER_PIXEL
-    src, dst = np.ones(n, np.uint8), np.zeros(n, np.uint8)
-    cuts = np.linspace(0, n, threads + 1).astype(int)
-    pool = ThreadPoolExecutor(threads)
+def split_copy(nbytes: int, threads: int, pool: ThreadPoolExecutor) -> Callable[[], np.ndarray]:
+    """A call that copies ``nbytes`` with ``np.copyto``, split into ``threads`` slices on ``pool``."""
+    src, dst = np.ones(nbytes, np.uint8), np.zeros(nbytes, np.uint8)
+    cuts = np.linspace(0, nbytes, threads + 1).astype(int)
 
     def copy() -> np.ndarray:
         list(pool.map(lambda i: np.copyto(dst[cuts[i]:cuts[i + 1]], src[cuts[i]:cuts[i + 1]]), range(threads)))
         return dst
     return copy
+
+
+def copy_bandwidth(threads: int, megabytes: int = 256, repeats: int = 15) -> float:
+    """Bytes per second (read + write) of a large ``np.copyto`` split into ``threads`` slices."""
+    with ThreadPoolExecutor(threads) as pool:
+        return 2 * megabytes * 2**20 / median_seconds(split_copy(megabytes * 2**20, threads, pool), repeats)
 
 
 def max_error(result: np.ndarray, truth: np.ndarray) -> float:
@@ -142,12 +135,14 @@ def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: 
                 load=os.getloadavg(), cores=os.cpu_count(), repeats=repeats, copy_mb=copy_mb,
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     rows = []
+    pool = ThreadPoolExecutor(threads)  # the same-size copies' threads
     for mp in sizes:
         img = photo(mp)
         mpx = img.shape[0] * img.shape[1] / 1e6
         truth = _torch_forward(net, img)
         exact_truth = _torch_forward(exact_sobel_net(), img)
-        copy = same_bytes_copy(img, threads)
+        # a copy of as many bytes as a runtime moves on this image (3 in, 4 out a pixel)
+        copy = split_copy(img.shape[0] * img.shape[1] * BYTES_PER_PIXEL, threads, pool)
         cases = [("OpenCV Sobel pipeline (reference)", lambda: flt(img), ""),
                  (f"copy of the same bytes (np.copyto, {BYTES_PER_PIXEL} B/px, {threads} threads)", copy, "the bound")]
         cases += runtimes(net, img, compile_cpu)
@@ -163,6 +158,7 @@ def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: 
                   ("" if err is None else f"  err {err:.1e}"), flush=True)
         if mpx < 2 and net.meta["model"] == "compact":
             info["svd_split_errors"] = svd_split_errors(net, img, truth)
+    pool.shutdown()
     return rows, info
 
 

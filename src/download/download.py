@@ -269,6 +269,7 @@ def download(ds: DataSet, folder: Path, mirror: str | None = None, workers: int 
 
 # mini-COCO: a COCO-style list, then every listed image on its own.
 
+
 def read_json(path: Path) -> dict:
     """A manifest, or ``{}`` when missing or unreadable (a missing manifest means "not done")."""
     try:

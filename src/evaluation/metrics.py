@@ -133,6 +133,8 @@ def error_by_distance(pred_target: list[tuple[np.ndarray, np.ndarray]], max_d: i
         sums += np.bincount(d.ravel(), err.ravel(), max_d + 1)
         counts += np.bincount(d.ravel(), minlength=max_d + 1)
     return sums / np.maximum(counts, 1)
+
+
 def edge_sharpness(pred: np.ndarray, target: np.ndarray) -> float:
     """Mean gradient magnitude of ``pred`` over that of ``target``: 1 is as sharp as the target, below 1
     blurred, above 1 sharper or noisier. Forward differences, per channel (central ones would miss a

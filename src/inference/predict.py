@@ -117,6 +117,8 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
 
 class NonFiniteOutput(UserError):
     """The network produced NaN or infinite values: no image, no score."""
+
+
 def check_finite_output(out: np.ndarray) -> None:
     """Raise :class:`NonFiniteOutput` if ``out`` holds a NaN or an infinity (never written, never scored)."""
     finite = np.isfinite(out)

@@ -41,6 +41,8 @@ def _note(notes: list[str] | None, text: str) -> None:
 
 class ConversionNotice(UserWarning):
     """An input was converted in a way worth stating (float range, transparency, first of many frames)."""
+
+
 def to_rgb_uint8(img: np.ndarray, alpha: str = "white", notes: list[str] | None = None) -> np.ndarray:
     """Convert gray, gray+alpha, RGBA, 16-bit, bool or float arrays to RGB uint8 ``(H, W, 3)``, as a viewer shows them.
 

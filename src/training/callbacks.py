@@ -29,6 +29,7 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from src.io.files import atomic_write_bytes
 from src.errors import UserError
 
+
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoints through the project's one writer, :func:`~src.io.files.atomic_write_bytes`:
     a temp file beside the target, renamed over it; one left by a kill is swept by the next write."""
