@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu photos
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu photos operators
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -89,6 +89,12 @@ teach-target: install  ## Teach by example from one 768x512 pair: held-out photo
 
 zoo: install  ## every filter x {compact, CAN, seed AE}, a step budget each (48 runs, ZOO_STEPS) -> figures/zoo.{md,csv}
 	$(PYTHON) -m src.studies.zoo --repeats 3
+
+SHARDS ?= 2
+operators: install  ## the expensive operators learned from the photos (make photos first): SHARDS training shards pinned one per core, then the table -> models/operators/*.ckpt, figures/operators.{md,csv}
+	@pids=; for i in $$(seq 0 $$(($(SHARDS) - 1))); do taskset -c $$i $(PYTHON) -m src.studies.operators train --shard $$i/$(SHARDS) --threads 1 & pids="$$pids $$!"; done; \
+	for p in $$pids; do wait $$p || exit 1; done
+	$(PYTHON) -m src.studies.operators table
 
 sweeps: install  ## params vs PSNR on Sobel (9 nets) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs), ZOO_STEPS each -> figures/sweep-*.{csv,md,png}
 	$(PYTHON) -m src.studies.sweep size

@@ -48,15 +48,16 @@ def test_slicing_equals_trilinear_interpolation_with_edge_values_extended():
     assert (slice_grid(grid, guide, (0, 0), (h, w)) - ref).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("kwargs", [{"cell": 0}, {"cell": 16, "down": 4}, {"cell": 8, "down": 2}])
 @pytest.mark.parametrize("tile", [1, 7, 64, 100])
-def test_tiled_prediction_equals_the_whole_image(tile):
+def test_tiled_prediction_equals_the_whole_image(tile, kwargs):
     rgb = np.random.default_rng(0).integers(0, 256, (157, 203, 3), dtype=np.uint8)
-    net = perturbed()
+    net = perturbed(**kwargs)
     assert np.abs(predict(net, rgb, tile=tile) - predict(net, rgb)).max() <= 1e-5
 
 
 def test_checkpoint_round_trip_restores_the_outputs(tmp_path):
-    net = perturbed(out_channels=1, grid=8, bins=4, low_res=64)
+    net = perturbed(out_channels=1, bins=4, cell=16)
     loaded = load_model(save_model(tmp_path / "g.ckpt", net, "bilateral-grid", "sobel"))
     x = torch.rand(1, 3, 31, 45)
     with torch.no_grad():
@@ -72,15 +73,30 @@ def test_a_checkpoint_asking_for_an_oversized_grid_is_refused_in_one_line(kwargs
 
 def test_low_res_must_be_the_grid_times_a_power_of_two():
     with pytest.raises(ValueError, match="power of two"):
-        BilateralGridNet(grid=16, low_res=100)
+        BilateralGridNet(grid=16, low_res=100, cell=0)
+    with pytest.raises(ValueError, match="power of two"):
+        BilateralGridNet(cell=24, down=4)
 
 
-def test_onnx_export_is_refused_in_one_line_that_says_why(tmp_path):
-    """The antialiased resize has no ONNX operator in the exporter used here: a clear refusal, no half file."""
+@pytest.mark.parametrize("size, cells", [((1, 1), (1, 1)), ((16, 17), (1, 2)), ((33, 70), (3, 5))])
+def test_cells_of_a_fixed_size_make_a_grid_that_grows_with_the_image(size, cells):
+    """With ``cell`` the grid has one cell per ``cell`` pixels (the image padded to whole cells), so a model
+    trained on crops sees the same cell size on a whole photo of any resolution."""
+    net = BilateralGridNet(cell=16, down=4)
+    with torch.no_grad():
+        assert net.grid_of(torch.rand(1, 3, *size)).shape[-2:] == cells
+    assert net.extent(size) == (cells[0] * 16, cells[1] * 16)
+
+
+@pytest.mark.parametrize("kwargs, why", [({"cell": 0, "grid": 8, "bins": 4, "low_res": 64}, "antialiased resize"),
+                                         ({"cell": 8}, "one cell per 8 px")])
+def test_onnx_export_is_refused_in_one_line_that_says_why(tmp_path, kwargs, why):
+    """The antialiased resize has no ONNX operator in the exporter used here, and a traced graph would freeze the
+    size of a grid of fixed-size cells: a clear refusal, no half file."""
     from src.inference.export import export_onnx
 
-    with pytest.raises(UserError, match="antialiased resize"):
-        export_onnx(perturbed(grid=8, bins=4, low_res=64), tmp_path / "g.onnx")
+    with pytest.raises(UserError, match=why):
+        export_onnx(perturbed(**kwargs), tmp_path / "g.onnx")
     assert not (tmp_path / "g.onnx").exists()
 
 
@@ -92,7 +108,7 @@ def test_real_training_keeps_it_at_or_above_the_trivial_answer(tmp_path):
     from src.training.config import TrainConfig
     from src.training.train import train
 
-    res = train(TrainConfig(model="bilateral-grid", model_kwargs={"grid": 8, "bins": 4, "low_res": 64},
+    res = train(TrainConfig(model="bilateral-grid", model_kwargs={"bins": 4},
                             filter="detail-enhance", crop=64, max_steps=30, steps_per_epoch=10, threads=1,
                             output=str(tmp_path / "g.ckpt"), run_dir=str(tmp_path / "runs"), logger="none",
                             quiet=True))
@@ -102,12 +118,12 @@ def test_real_training_keeps_it_at_or_above_the_trivial_answer(tmp_path):
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (8, 1), (37, 61), (200, 130)])
-@pytest.mark.parametrize("out_channels", [1, 3])
-def test_the_numba_slice_equals_the_torch_forward(shape, out_channels):
+@pytest.mark.parametrize("out_channels, cell", [(1, 0), (3, 0), (3, 16)])
+def test_the_numba_slice_equals_the_torch_forward(shape, out_channels, cell):
     """predict's CPU path (the grid in torch, the per-pixel slice in one numba pass) against net.forward."""
-    from src.inference.runtime import grid_runner
+    from src.inference.grid_runtime import grid_runner
 
-    net = perturbed(out_channels=out_channels, seed=2)
+    net = perturbed(out_channels=out_channels, seed=2, cell=cell)
     rgb = np.random.default_rng(3).integers(0, 256, (*shape, 3), dtype=np.uint8)
     assert grid_runner(net) is not None
     fast = predict(net, rgb)

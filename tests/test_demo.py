@@ -227,6 +227,13 @@ def test_large_images_are_tiled_with_the_same_result(photo, monkeypatch):
     assert tiled.psnr == pytest.approx(whole.psnr)
 
 
+def test_the_learned_operators_in_models_operators_are_listed_by_their_folder_and_name(ckpt, tmp_path):
+    (tmp_path / "operators").mkdir()
+    shutil.copy(ckpt, tmp_path / "operators" / "l0-smooth.ckpt")
+    found, _ = find_checkpoints(tmp_path)
+    assert [c.label for c in found] == ["operators/l0-smooth.ckpt — compact, sobel, 31.3 dB"]
+
+
 def test_error_heat_map_is_scaled_to_the_largest_error():
     err = np.array([[0.0, 0.05], [0.1, 0.025]], np.float32)
     rgb = demo_support.heatmap(err, float(err.max()))

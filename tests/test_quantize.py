@@ -11,7 +11,7 @@ from src.models import CompactNet, SeedAutoencoder, exact_sobel_net, save_model
 from src.evaluation.metrics import psnr
 from src.inference.predict import predict
 from src.studies.quantize import main
-from src.inference.precision import cast_state, dynamic_int8, int8_weight_state, quantize_weights_int8, quantized_layers, serialized_size, static_int8, tensor_bytes, with_state
+from src.models.precision import cast_state, dynamic_int8, int8_weight_state, quantize_weights_int8, quantized_layers, serialized_size, static_int8, tensor_bytes, with_state
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*deprecated")
 

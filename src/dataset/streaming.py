@@ -30,7 +30,8 @@ from src.dataset.crops import crop_rng, cut, pad_to, random_window, target_tenso
 from src.dataset.sources import load_split
 from src.download.catalog import folder_dataset, parse_data_spec
 from src.download.download import read_json
-from src.download.prepare import VERSION, filter_probe, interim_folder, prepare_interim, processed_folder, read_target
+from src.download.prepare import (VERSION, filter_probe, folder_targets, interim_folder, prepare_interim,
+                                  processed_folder, read_target)
 from src.errors import UserError
 from src.filters import Filter
 from src.io.images import MAX_PIXELS, NamedImage, list_images, read_rgb
@@ -296,7 +297,11 @@ def split_sources(data: str, split: str, filter: Filter | None) -> tuple[list[tu
             assign_splits(list_images(root)[0], lambda p: str(p.relative_to(root)))[split]
         if not paths:
             load_split(data, split)  # raises the one-line reason (missing folder, no images, too few)
-        return [(str(p.relative_to(root)), p) for p in paths], None, "targets: computed on the fly (a folder)"
+        named_paths = [(str(p.relative_to(root)), p) for p in paths]
+        if named and filter is not None and filter.torch_fn is None and filter.out_channels in (1, 3):
+            targets, folder = folder_targets(data, split, named_paths, filter)  # the operators: once per photo
+            return named_paths, {n: str(t) for n, t in targets.items()}, f"targets: stored in {folder.parent}"
+        return named_paths, None, "targets: computed on the fly (a folder)"
 
     ds, size = parsed
     prepare_interim(ds, size)

@@ -40,7 +40,8 @@ PREVIEW_ABOVE_PIXELS, PREVIEW_PIXELS = 8_000_000, 4_000_000  # reference and hea
 # The panels' PNG encoding: zlib level 1 with run-length matching; measured on a 1 MP comparison, 3 panels in
 # 174 ms vs 267 ms (level 1, default strategy) and 327 ms (level 3), files within 10 % (Pillow's default is 6).
 PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-HEATMAP = "inferno"  # as in the evaluation grid (src.evaluation.evaluate.write_grid)
+HEATMAP = "inferno"
+OPERATORS_DIR = "operators"  # models/operators/<filter>.ckpt: the learned expensive operators (make operators)  # as in the evaluation grid (src.evaluation.evaluate.write_grid)
 
 
 @dataclass
@@ -56,18 +57,21 @@ class Checkpoint:
         """``sobel.ckpt — compact, sobel, 52.1 dB`` (test PSNR when training recorded one)."""
         psnr_db = self.metrics.get("test_psnr")
         parts = [self.model, self.filter] + ([f"{psnr_db:.1f} dB"] if psnr_db is not None else [])
-        return f"{self.path.name} — {', '.join(parts)}"
+        name = f"{OPERATORS_DIR}/{self.path.name}" if self.path.parent.name == OPERATORS_DIR else self.path.name
+        return f"{name} — {', '.join(parts)}"
 
 
 def find_checkpoints(models_dir: str | os.PathLike, extra: str | os.PathLike | None = None,
                      trust_filter: bool = False) -> tuple[list[Checkpoint], list[str]]:
-    """Every valid ``*.ckpt`` in ``models_dir`` (plus ``extra``, first), and one line per refused one.
+    """Every valid ``*.ckpt`` in ``models_dir`` and its ``operators/`` (plus ``extra``, first), and one line per
+    refused one.
 
     Checkpoints are validated in full (fields, bounds, sizes, finite weights and metrics); one whose filter
     is code (``module:function``) is refused unless ``trust_filter``. An invalid ``extra`` raises
     :class:`UserError`: the user asked for that file by name.
     """
-    paths = sorted(Path(models_dir).glob("*.ckpt")) if Path(models_dir).is_dir() else []
+    folder = Path(models_dir)
+    paths = sorted(folder.glob("*.ckpt")) + sorted((folder / OPERATORS_DIR).glob("*.ckpt")) if folder.is_dir() else []
     if extra is not None:
         extra = Path(extra)
         _checked(read_checkpoint(extra), extra, trust_filter, available())  # a readable error for the named file

@@ -259,6 +259,35 @@ def prepare_processed(ds: DataSet, size: str, filter: Filter, root: Path | None 
     return manifest
 
 
+def folder_targets(name: str, split: str, named: Sequence[tuple[str, Path]], filter: Filter,
+                   root: Path | None = None, workers: int | None = None) -> tuple[dict[str, Path], Path]:
+    """Stored targets of a named folder data set (``photos``) for ``filter``: the filter run once on each whole
+    image of ``split`` into ``data/processed/NAME/native/FILTERKEY/SPLIT/target/*.png`` (16-bit), resumable.
+
+    For the operators with no torch twin (L0 smoothing at ~0.1-0.3 MP/s): computing them per crop would cost
+    more than the training step; a crop is then cut from the whole image's target, as test images are scored.
+    The manifest keys the folder to the filter (key and output probe) and the inputs (names, sizes, mtimes), so
+    an edited photo or filter rebuilds. Returns ``{name: target path}`` and the folder.
+    """
+    out = (root or data_root()) / "processed" / name / "native" / cache_key(filter) / split
+    listed = [[n, p.stat().st_size, p.stat().st_mtime_ns] for n, p in named]
+    config = {"version": VERSION, "filter": filter.key, "probe": filter_probe(filter),
+              "inputs": hashlib.sha256(repr(listed).encode()).hexdigest()[:16]}
+    targets = {n: out / "target" / Path(n).with_suffix(".png") for n, _ in named}
+    if _done(out, config) is None:
+        _begin(out, config)
+
+        def one(item: tuple[str, Path]) -> None:
+            n, path = item
+            if not targets[n].exists():
+                targets[n].parent.mkdir(parents=True, exist_ok=True)
+                write_png(targets[n], filter(read_rgb(path)), bits=16)
+
+        _stream(named, one, workers or default_workers(), f"{name} {split}: {filter.key}", len(named))
+        write_json(out / "manifest.json", {"config": config, "complete": True, "count": len(named)})
+    return targets, out
+
+
 def read_target(path: str | os.PathLike) -> np.ndarray:
     """A stored target PNG -> float32 ``(H, W)`` or ``(H, W, 3)`` in [0, 1]."""
     q = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

@@ -32,7 +32,6 @@ import torch
 import torch.nn as nn
 
 from src.filters.functional import pad_reflect101
-from src.models.bilateral_grid import BilateralGridNet
 from src.models.networks import CompactNet, MirrorConv2d
 from src.threads import available_cores
 
@@ -401,46 +400,4 @@ def numba_runner(net: nn.Module, threads: int | None = None, out_dtype=np.float3
         return None
     run = fused_cpu.runner(plan, threads or available_cores(), threads is None, out_dtype, band_rows)
     run.finite = plan.bound < FINITE_BOUND
-    return run
-
-
-# ------------------------------------------------------------------------------ the bilateral grid's slice
-def grid_slicer(net: nn.Module) -> Callable | None:
-    """``slice(grid, rgb_tile, offset, size) -> (C, h, w)`` in [0, 1]: a :class:`BilateralGridNet`'s per-pixel work
-    (guide, trilinear lookup, affine) in one numba pass (:func:`src.inference.fused_cpu.slice_affine`); None if
-    numba is missing or ``net`` is not an eval-mode grid net on the CPU. ``grid``: ``net.grid_of``'s, one image."""
-    if type(net) is not BilateralGridNet or net.training or next(net.parameters()).device.type != "cpu":
-        return None
-    try:
-        import src.inference.fused_cpu as fused_cpu  # optional dependency: numba
-    except ImportError:
-        return None
-    first, last = net.guide[0], net.guide[2]
-    with torch.no_grad():
-        w1, b1 = first.weight[:, :, 0, 0].float().numpy().copy(), first.bias.float().numpy().copy()
-        w2, b2 = last.weight[:, :, 0, 0].float().numpy().copy(), last.bias.float().numpy().copy()
-
-    def run(grid: torch.Tensor, rgb: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-        cells = np.ascontiguousarray(grid[0].detach().float().cpu().numpy())
-        out = np.empty((net.out_channels, *rgb.shape[:2]), np.float32)
-        fused_cpu.slice_affine(np.ascontiguousarray(rgb), cells, w1, b1, w2, b2, out, offset[0], offset[1], *size)
-        return out
-
-    return run
-
-
-def grid_runner(net: nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
-    """RGB uint8 ``(H, W, 3)`` -> ``(C, H, W)`` for a :class:`BilateralGridNet` on the CPU: the grid from the whole
-    image in torch (its low-resolution stream), the full-resolution slice in numba; None where :func:`grid_slicer` is."""
-    slicer = grid_slicer(net)
-    if slicer is None:
-        return None
-
-    def run(rgb: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0)
-        with torch.inference_mode():
-            grid = net.grid_of(x)
-        return slicer(grid, rgb, (0, 0), rgb.shape[:2])
-
-    run.clamped = True
     return run

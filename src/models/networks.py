@@ -239,7 +239,7 @@ LIMITS: dict[str, dict[str, tuple]] = {
 LIMITS["unet"] = LIMITS["pix2pix"]
 LIMITS["bilateral-grid"] = LIMITS["hdrnet"] = {
     "in_channels": _CHANNELS, "grid": (int, 1, 64), "bins": (int, 1, 32), "low_res": (int, 2, 1024),
-    "width": (int, 1, 64), "guide_width": (int, 1, 64)}
+    "width": (int, 1, 64), "guide_width": (int, 1, 64), "cell": (int, 0, 256), "down": (int, 1, 32)}
 MAX_OUT_CHANNELS = 4
 
 

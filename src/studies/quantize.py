@@ -19,7 +19,7 @@ from src.cli import run_cli
 from src.dataset.sources import load_split
 from src.errors import UserError
 from src.evaluation.evaluate import checkpoint_filter, evaluate_images
-from src.inference.precision import (
+from src.models.precision import (
     cast_state,
     conv_layers,
     dynamic_int8,

@@ -29,8 +29,10 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "can": dict(lr=1e-3, max_steps=2000, steps_per_epoch=20, finish="none", patience=30, batch_size=16),
     "pix2pix": dict(lr=2e-4, max_steps=2000, steps_per_epoch=100, finish="none", patience=1000, batch_size=32),
     "unet": dict(lr=2e-4, max_steps=1000, steps_per_epoch=100, finish="none", patience=1000, batch_size=32),
-    # the grid's low-resolution stream sees each crop resized to low_res (256): train on --crop 256 or larger
-    "bilateral-grid": dict(lr=1e-3, max_steps=2000, steps_per_epoch=50, finish="none", patience=10, batch_size=4),
+    # the grid: 8-px cells, so a 256-px crop holds 32 x 32 of them (--crop 256 is the operators' recipe)
+    # MSE: at equal steps (600) it led L1 by 0.5-1 dB of validation PSNR on detail-enhance (docs/results.md)
+    "bilateral-grid": dict(lr=1e-3, max_steps=1500, steps_per_epoch=50, finish="none", patience=10, batch_size=4,
+                           loss="mse"),
 }
 MODEL_DEFAULTS["hdrnet"] = MODEL_DEFAULTS["bilateral-grid"]
 # The CAN at CPU size: 8 channels, depth 5, receptive field 17 x 17 (trains ~4x the steps of 16 x 6 per second).
@@ -90,7 +92,8 @@ class TrainConfig:
     limit_val_batches: float | None = opt(None, "validation images per epoch: a fraction (<= 1.0) or a count (> 1)")
     patience: int | None = opt(None, f"early stopping: validations without val PSNR gain ({PER_MODEL})")
     lr_patience: int = opt(2, "validations without val PSNR gain before the LR is cut by 0.3 (Adam stage)")
-    loss: str = opt("l1", "training loss", choices=("l1", "mse"))
+    loss: str | None = opt(None, "training loss (default per model: mse for the bilateral grid, else l1)",
+                           choices=("l1", "mse"))
     lr: float | None = opt(None, f"learning rate ({PER_MODEL})")
     lambda_l1: float = opt(100.0, "pix2pix: weight of L1 against the GAN loss")
     gan_weight: float = opt(1.0, "pix2pix: weight of the adversarial term (0: the same training on L1 alone, the GAN "
@@ -130,6 +133,8 @@ class TrainConfig:
         for key in DEFAULTED:
             if getattr(cfg, key) is None:
                 setattr(cfg, key, d[key])
+        if cfg.loss is None:
+            cfg.loss = d.get("loss", "l1")
         if cfg.finish_after is None and cfg.finish != "none":
             cfg.finish_after = d.get("finish_after")
         if cfg.pairs:  # a black-box filter known from examples (src.filters.pairs); checked before training
