@@ -135,3 +135,36 @@ def test_the_torch_tiles_equal_the_whole_image_too():
     rgb = np.random.default_rng(4).integers(0, 256, (90, 70, 3), dtype=np.uint8)
     net = perturbed()
     assert np.abs(predict(net, rgb, tile=32, backend="torch") - predict(net, rgb, backend="torch")).max() <= 1e-5
+
+
+def test_the_bin_statistics_hold_each_bins_mean_colour_and_share_of_the_cell():
+    """Two colours in one 8x8 cell, far apart in the guide: each lands in its own bins with its own colour."""
+    net = perturbed(seed=5)
+    x = torch.zeros(1, 3, 8, 8)
+    x[:, :, :, :2] = torch.tensor([0.9, 0.8, 0.7])[None, :, None, None]  # a quarter of the cell, bright
+    x[:, :, :, 2:] = torch.tensor([0.1, 0.2, 0.1])[None, :, None, None]
+    with torch.no_grad():
+        stats = net.bin_stats(x).view(4, net.bins)
+    share = stats[3]
+    assert float(share.sum()) == pytest.approx(1.0, abs=1e-6)
+    means = (stats[:3] * share).sum(1) / share.sum()  # the cell's mean colour, from the bins
+    assert torch.allclose(means, x[0].mean(dim=(1, 2)), atol=1e-5)
+    with torch.no_grad():
+        guide = net.guide(x).sigmoid()[0, 0]
+    if abs(float(guide[0, 0] - guide[0, 7])) * net.bins > 2:  # the two colours' bins do not touch
+        assert {round(float(v), 4) for v in stats[0][share > 0]} == {0.9, 0.1}
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (9, 8), (37, 61)])
+def test_the_numba_bin_statistics_equal_the_torch_ones(shape):
+    from src.inference.fused_cpu import bin_stats
+    from src.inference.grid_runtime import guide_weights
+
+    net = perturbed(seed=6)
+    rgb = np.random.default_rng(7).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    eh, ew = net.extent(shape)
+    out = np.empty((4, net.bins, eh // net.cell, ew // net.cell), np.float32)
+    bin_stats(rgb, *guide_weights(net), net.cell, out)
+    with torch.no_grad():
+        ref = net.bin_stats(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255)[0].numpy()
+    assert np.abs(out.reshape(ref.shape) - ref).max() <= 1e-5

@@ -344,6 +344,39 @@ def _guide_row(rgb, y, w1, b1, w2, b2, rr, gg, bl, ss):
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
+def bin_stats(rgb, w1, b1, w2, b2, cell, out):
+    """The twin of :meth:`~src.models.bilateral_grid.BilateralGridNet.bin_stats` in one pass: each pixel's guide,
+    its colour and a count added to its cell's two nearest bins (tent weights), then means and shares, into ``out``
+    ``(4, D, GH, GW)`` float32 (R, G, B means, share). Threads take whole cell rows: no two write one cell."""
+    h, w = rgb.shape[0], rgb.shape[1]
+    D, GH, GW = out.shape[1], out.shape[2], out.shape[3]
+    one, zero, half = np.float32(1.0), np.float32(0.0), np.float32(0.5)
+    for gy in prange(GH):
+        acc = np.zeros((4, D, GW), np.float32)
+        rr, gg, bl, ss = np.empty(w, np.float32), np.empty(w, np.float32), np.empty(w, np.float32), np.empty(w, np.float32)
+        for y in range(gy * cell, min((gy + 1) * cell, h)):
+            _guide_row(rgb, y, w1, b1, w2, b2, rr, gg, bl, ss)
+            for x in range(w):
+                fz = min(max(one / (one + np.exp(-ss[x])) * D - half, zero), np.float32(D - 1))
+                z0 = int(fz)
+                z1 = min(z0 + 1, D - 1)
+                wz = fz - np.float32(z0)
+                gx = x // cell
+                for zi, wi in ((z0, one - wz), (z1, wz)):
+                    acc[0, zi, gx] += rr[x] * wi
+                    acc[1, zi, gx] += gg[x] * wi
+                    acc[2, zi, gx] += bl[x] * wi
+                    acc[3, zi, gx] += wi
+        area = np.float32(cell * cell)
+        for z in range(D):
+            for gx in range(GW):
+                n = acc[3, z, gx]
+                for c in range(3):
+                    out[c, z, gy, gx] = acc[c, z, gx] / n if n > zero else zero
+                out[3, z, gy, gx] = n / area
+
+
+@njit(cache=True, parallel=True, fastmath={"contract"})
 def slice_affine(rgb, cells, w1, b1, w2, b2, out, row_off, col_off, full_h, full_w):
     """:class:`~src.models.bilateral_grid.BilateralGridNet`'s full-resolution work in one pass, clamped to [0, 1]:
     per pixel the guide (1x1 layer, ReLU, 1x1 layer, sigmoid), the trilinear lookup of the grid at (x, y, guide),

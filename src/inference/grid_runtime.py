@@ -16,6 +16,14 @@ import torch.nn as nn
 from src.models.bilateral_grid import BilateralGridNet
 
 
+def guide_weights(net: BilateralGridNet) -> tuple[np.ndarray, ...]:
+    """The guide's two 1x1 layers as float32 arrays ``(w1 (hidden, 3), b1, w2 (1, hidden), b2)``."""
+    first, last = net.guide[0], net.guide[2]
+    with torch.no_grad():
+        return (first.weight[:, :, 0, 0].float().numpy().copy(), first.bias.float().numpy().copy(),
+                last.weight[:, :, 0, 0].float().numpy().copy(), last.bias.float().numpy().copy())
+
+
 def grid_cells(net: nn.Module, rgb: np.ndarray) -> np.ndarray:
     """A :class:`BilateralGridNet`'s grid of the whole image ``rgb`` (uint8), cell-major ``(GH, GW, bins, K)``
     for :func:`grid_slicer`: the stream's input box-averaged from uint8 in numba (``cell`` grids), the stream in
@@ -29,8 +37,16 @@ def grid_cells(net: nn.Module, rgb: np.ndarray) -> np.ndarray:
         small = torch.from_numpy(small)[None]
     else:
         small = net.shrink(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0))
+    stats = None
+    if net.stats:
+        w1, b1, w2, b2 = guide_weights(net)
+        gh, gw = net.extent(rgb.shape[:2])
+        stats = np.empty((4, net.bins, gh // net.cell, gw // net.cell), np.float32)
+        fused_cpu.bin_stats(np.ascontiguousarray(rgb), w1, b1, w2, b2, net.cell, stats)
+        stats = torch.from_numpy(stats).view(1, 4 * net.bins, *stats.shape[2:])
+        stats = stats.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        coeffs = net.coefficients(small.contiguous(memory_format=torch.channels_last))[0]
+        coeffs = net.coefficients(small.contiguous(memory_format=torch.channels_last), stats)[0]
     _, gh, gw = coeffs.shape
     return np.ascontiguousarray(coeffs.permute(1, 2, 0).float().numpy()).reshape(gh, gw, net.bins, net.n_coeffs)
 
@@ -45,10 +61,7 @@ def grid_slicer(net: nn.Module) -> Callable | None:
         import src.inference.fused_cpu as fused_cpu  # optional dependency: numba
     except ImportError:
         return None
-    first, last = net.guide[0], net.guide[2]
-    with torch.no_grad():
-        w1, b1 = first.weight[:, :, 0, 0].float().numpy().copy(), first.bias.float().numpy().copy()
-        w2, b2 = last.weight[:, :, 0, 0].float().numpy().copy(), last.bias.float().numpy().copy()
+    w1, b1, w2, b2 = guide_weights(net)
 
     def run(cells: np.ndarray, rgb: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
         out = np.empty((*rgb.shape[:2], net.out_channels), np.float32)  # pixel-major: predict returns it as is

@@ -9,21 +9,13 @@ is then one trilinear lookup of the grid at (x, y, guide) and one affine transfo
 The grid's cells, two ways:
 
 - ``cell=8`` (the default): one cell per ``cell`` x ``cell`` pixels, the stream seeing the image box-averaged by
-  ``down`` (fully convolutional, plus a global path). The operators learnt here are defined in pixels (L0, TV,
-  a domain transform of sigma 10 px), so a model trained on 256-px crops meets the same cell size on a 12 MP photo.
-  Fitted directly to one photo's target (the best any such grid can do), 8-px cells and 16 bins gained 2-5 dB
-  over 16-px cells and 8 bins on detail-enhance and L0 smoothing.
-- ``cell=0``: the paper's form, the whole image resized to ``low_res`` x ``low_res`` and a ``grid`` x ``grid``
-  grid whatever the image's size (for looks defined on the picture, not in pixels).
+  ``down`` and (``stats``) each cell's colours per guide bin. The operators learnt here are defined in pixels, so
+  a model trained on 256-px crops meets the same cell size on a 12 MP photo (docs/guide.md: the measurements).
+- ``cell=0``: the paper's form, the whole image resized to ``low_res`` x ``low_res``, a ``grid`` x ``grid`` grid.
 
-The full-resolution work is per pixel (no neighbourhood), so:
-
-- the grid is computed once per image (:meth:`grid_of`), then sliced per tile (:meth:`apply`): tiled = whole;
-- the slicing is written with gathers (no 5-D ``grid_sample``): the plain twin of a fused CPU slice, and an
-  exportable graph; the whole network does not export to ONNX yet (``onnx_unsupported`` says why).
-
-At start the transform is the identity (RGB out) or BT.601 gray (one channel out), the trivial answer of a
-photographic operator, and training moves it from there.
+The full-resolution work is per pixel, so the grid is computed once per image (:meth:`grid_of`), then sliced per
+tile (:meth:`apply`): tiled = whole. The slicing is written with gathers (no 5-D ``grid_sample``), the plain twin
+of the fused CPU slice. At start the transform is the identity (RGB out) or BT.601 gray (one channel out).
 
 >>> net = BilateralGridNet(out_channels=3).eval()
 >>> net(torch.rand(1, 3, 7, 9)).shape
@@ -34,6 +26,7 @@ True
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -57,15 +50,14 @@ class BilateralGridNet(nn.Module):
     def onnx_unsupported(self) -> str:
         """Why :func:`~src.inference.export.export_onnx` refuses this network (the slicing itself is exportable)."""
         if self.cell:  # the padding to whole cells and the grid's size are Python ints of the input's shape
-            return ("its grid has one cell per {0} px of the image, a shape computation that a traced ONNX graph "
-                    "freezes to the size it was exported at").format(self.cell)
-        # The whole-image stream shrinks with an antialiased bilinear resize (without it, a 12 MP photo seen at
-        # 256 px aliases). Opset 17's exporter has no op for it.
+            return (f"its grid has one cell per {self.cell} px of the image, a shape computation that a traced ONNX "
+                    "graph freezes to the size it was exported at")
         return ("torch's ONNX exporter (opset 17, TorchScript) has no operator for the antialiased resize of "
                 "its low-resolution stream (aten::_upsample_bilinear2d_aa)")
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, grid: int = 16, bins: int = 16,
-                 low_res: int = 256, width: int = 16, guide_width: int = 16, cell: int = 8, down: int = 4):
+                 low_res: int = 256, width: int = 16, guide_width: int = 16, cell: int = 8, down: int = 4,
+                 stats: bool = True):
         super().__init__()
         if in_channels != 3:
             raise ValueError(f"in_channels must be 3 (RGB), got {in_channels}")
@@ -75,10 +67,11 @@ class BilateralGridNet(nn.Module):
             raise ValueError(f"cell must be down times a power of two >= 2, got {cell} and {down}")
         if not cell and (low_res % grid or 2**levels * grid != low_res or levels < 1):
             raise ValueError(f"low_res must be grid times a power of two >= 2, got {low_res} and {grid}")
+        stats = bool(stats and cell)  # the bins' statistics are per cell: the fixed-size cells only
         self.config = dict(in_channels=in_channels, out_channels=out_channels, grid=grid, bins=bins,
-                           low_res=low_res, width=width, guide_width=guide_width, cell=cell, down=down)
+                           low_res=low_res, width=width, guide_width=guide_width, cell=cell, down=down, stats=stats)
         self.out_channels, self.grid_cells, self.bins, self.low_res = out_channels, grid, bins, low_res
-        self.cell, self.down = cell, down
+        self.cell, self.down, self.stats = cell, down, stats
         self.n_coeffs = out_channels * 4
         # splat: stride-2 convolutions from low_res down to grid x grid
         chans, layers = in_channels, []
@@ -86,13 +79,29 @@ class BilateralGridNet(nn.Module):
             layers.append(_conv(chans, width * 2**i, stride=2))
             chans = width * 2**i
         self.splat = nn.Sequential(*layers)
-        self.local = nn.Sequential(_conv(chans, chans), nn.Conv2d(chans, chans, 3, padding=1))
+        self.local = nn.Sequential(_conv(chans + (4 * bins if stats else 0), chans), nn.Conv2d(chans, chans, 3, padding=1))
         # global path: two more stride-2 convolutions, pooled, then fully connected
         self.global_convs = nn.Sequential(_conv(chans, chans, 2), _conv(chans, chans, 2))
         self.global_fc = nn.Sequential(nn.Linear(chans, chans), nn.ReLU(inplace=True), nn.Linear(chans, chans))
         self.to_grid = nn.Conv2d(chans, bins * self.n_coeffs, 1)
         self.guide = nn.Sequential(nn.Conv2d(3, guide_width, 1), nn.ReLU(inplace=True), nn.Conv2d(guide_width, 1, 1))
         self._start_at_the_trivial_answer()
+        self._start_the_guide_at_luma()
+
+    def _start_the_guide_at_luma(self) -> None:
+        """The guide starts as BT.601 luma (to ~1e-2): unit j is ``relu(luma - j / n)``, the output layer the
+        least-squares fit of ``logit(luma)`` by those ramps (a random guide's bins split colours arbitrarily)."""
+        first, last = self.guide[0], self.guide[2]
+        n = first.out_channels
+        knots = np.arange(n) / n  # numpy: the network may be built on the meta device (load_model)
+        luma = np.linspace(0.005, 0.995, 512)
+        ramps = np.concatenate([np.maximum(luma[:, None] - knots[None], 0), np.ones((512, 1))], 1)
+        fit = np.linalg.lstsq(ramps, np.log(luma / (1 - luma)), rcond=None)[0]
+        with torch.no_grad():
+            first.weight.copy_(torch.tensor(GRAY)[None, :, None, None].expand(n, 3, 1, 1))
+            first.bias.copy_(torch.tensor(-knots, dtype=torch.float32))
+            last.weight.copy_(torch.tensor(fit[:n], dtype=torch.float32).view(1, n, 1, 1))
+            last.bias.fill_(float(fit[n]))
 
     def _start_at_the_trivial_answer(self) -> None:
         """Every cell's transform starts as the identity (3 out) or BT.601 gray (1 out), the same in every bin."""
@@ -114,17 +123,42 @@ class BilateralGridNet(nn.Module):
         # antialias always (it only matters when shrinking), so a traced export does not freeze the choice
         return F.interpolate(x, size=(self.low_res, self.low_res), mode="bilinear", align_corners=False, antialias=True)
 
-    def coefficients(self, small: torch.Tensor) -> torch.Tensor:
-        """The stream: ``shrink(x)`` -> ``(B, bins * n_coeffs, gh, gw)``, channel ``bin * n_coeffs + k``."""
+    def bin_stats(self, x: torch.Tensor) -> torch.Tensor:
+        """Per cell and guide bin, ``(B, 3, H, W) -> (B, 4 * bins, gh, gw)``: mean colour (channel ``c * bins + z``;
+        0 if empty) and share of the cell's pixels (``3 * bins + z``), each pixel in its two nearest bins: a
+        bilateral grid's splat (Chen et al. 2007), which the box-averaged image mixes (docs/guide.md says why)."""
+        b, _, h, w = x.shape
+        (eh, ew), d = self.extent((h, w)), self.bins
+        gh, gw = eh // self.cell, ew // self.cell
+        with torch.no_grad():
+            z = (self.guide(x).sigmoid()[:, 0] * d - 0.5).clamp(0, d - 1)  # (B, H, W)
+            z0 = z.floor()
+            wz = (z - z0)[:, None]
+            z0 = z0.long()
+            z1 = (z0 + 1).clamp(max=d - 1)
+            cy, cx = torch.arange(h, device=x.device) // self.cell, torch.arange(w, device=x.device) // self.cell
+            cells = (cy[:, None] * gw + cx[None, :])[None]  # (1, H, W)
+            values = torch.cat([x, torch.ones_like(x[:, :1])], 1)  # (B, 4, H, W)
+            sums = x.new_zeros(b, 4, d * gh * gw)
+            for zi, wi in ((z0, 1 - wz), (z1, wz)):
+                index = (zi * (gh * gw) + cells).view(b, 1, h * w).expand(b, 4, h * w)
+                sums.scatter_add_(2, index, (values * wi).view(b, 4, h * w))
+            sums = sums.view(b, 4, d, gh, gw)
+            count = sums[:, 3:]
+            means = torch.where(count > 0, sums[:, :3] / count.clamp_min(1e-12), torch.zeros_like(sums[:, :3]))
+            return torch.cat([means, count / (self.cell * self.cell)], 1).view(b, 4 * d, gh, gw)
+
+    def coefficients(self, small: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
+        """The stream: ``shrink(x)``, ``bin_stats(x)`` -> ``(B, bins * n_coeffs, gh, gw)`` (``bin * n_coeffs + k``)."""
         features = self.splat(small)
-        local = self.local(features)
+        local = self.local(features if stats is None else torch.cat([features, stats], 1))
         pooled = self.global_convs(features).mean(dim=(2, 3))
         fused = F.relu(local + self.global_fc(pooled)[:, :, None, None])
         return self.to_grid(fused)
 
     def grid_of(self, x: torch.Tensor) -> torch.Tensor:
         """The bilateral grid of the whole image ``x`` ``(B, 3, H, W)``: ``(B, n_coeffs, bins, gh, gw)``."""
-        grid = self.coefficients(self.shrink(x))
+        grid = self.coefficients(self.shrink(x), self.bin_stats(x) if self.stats else None)
         b, _, gh, gw = grid.shape
         return grid.view(b, self.bins, self.n_coeffs, gh, gw).transpose(1, 2).contiguous()
 

@@ -239,7 +239,8 @@ LIMITS: dict[str, dict[str, tuple]] = {
 LIMITS["unet"] = LIMITS["pix2pix"]
 LIMITS["bilateral-grid"] = LIMITS["hdrnet"] = {
     "in_channels": _CHANNELS, "grid": (int, 1, 64), "bins": (int, 1, 32), "low_res": (int, 2, 1024),
-    "width": (int, 1, 64), "guide_width": (int, 1, 64), "cell": (int, 0, 256), "down": (int, 1, 32)}
+    "width": (int, 1, 64), "guide_width": (int, 1, 64), "cell": (int, 0, 256), "down": (int, 1, 32),
+    "stats": (bool, (True, False))}
 MAX_OUT_CHANNELS = 4
 
 

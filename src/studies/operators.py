@@ -27,6 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
+import src.inference.fused_cpu  # noqa: F401 (loaded now: a study runs for an hour, its kernels must not change under it)
 from src.cli import run_cli, strict_json
 from src.dataset.sources import photo
 from src.download.catalog import folder_dataset
