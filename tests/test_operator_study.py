@@ -1,6 +1,7 @@
 """The expensive operators learned from photographs: each photo's target stored once (a crop is cut from the
 whole image's target), and the study that trains, ships and tables a model per operator, on a tiny photos folder."""
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -98,3 +99,35 @@ def test_a_bad_shard_is_one_line():
 
     with pytest.raises(UserError, match="--shard must be I/N"):
         operators.main(["train", "--shard", "2/2"])
+
+
+def test_a_grid_fitted_to_one_photos_target_beats_returning_the_input():
+    """The ceiling study's fit (no network): on a blurred-noise picture and the guided filter it must move
+    well above the trivial answer, or the bound it reports would be no bound."""
+    from src.evaluation.metrics import psnr
+    from src.studies.grid_ceiling import fit_grid
+
+    rng = np.random.default_rng(1)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8), (0, 0), 1)
+    target = get_filter("guided", radius=4, eps=50.0)(rgb)
+    pred = fit_grid(rgb, target, cell=8, bins=8, steps=60)
+    assert psnr(pred, target) > psnr(rgb.astype(np.float32) / 255, target) + 3
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "models" / "operators").glob("*.ckpt"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_each_shipped_operator_model_is_its_filters_grid_and_tiles_equal_the_whole(path):
+    from src.inference import predict
+    from src.models import load_model, read_checkpoint
+
+    blob = read_checkpoint(path)  # weights_only=True, bounds and finiteness checked
+    assert blob["model"] == "bilateral-grid" and get_filter(blob["filter"]).key == path.stem
+    net = load_model(path)
+    rgb = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (75, 101, 3), dtype=np.uint8), (0, 0), 1)
+    assert np.abs(predict(net, rgb, tile=32) - predict(net, rgb)).max() <= 1e-5
+
+
+def test_every_operator_of_the_goals_ships_a_model():
+    assert {p.stem for p in SHIPPED} >= {*operators.FIVE, *operators.STYLES}
