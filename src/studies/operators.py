@@ -33,6 +33,7 @@ from src.dataset.sources import photo
 from src.download.catalog import folder_dataset
 from src.download.prepare import folder_targets, read_target
 from src.errors import UserError
+from src.evaluation.evaluate import trivial_answer
 from src.evaluation.metrics import image_metrics, psnr
 from src.filters import Filter, get_filter
 from src.inference.predict import predict
@@ -102,10 +103,6 @@ def test_pairs(flt: Filter) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(n, read_rgb(p), read_target(targets[n])) for n, p in named]
 
 
-def trivial(rgb: np.ndarray, target: np.ndarray) -> np.ndarray:
-    return rgb.astype(np.float32) / 255 if target.ndim == 3 else np.zeros_like(target)
-
-
 def speed(net, flt: Filter, megapixels: float, repeats: int) -> tuple[float, float]:
     """MP/s of ``predict`` and of the operator on the same photo, interleaved medians."""
     img = photo(megapixels)
@@ -121,7 +118,7 @@ def table_row(name: str, runs: list[dict], repeats: int) -> dict | None:
     if not path.exists():
         return None
     net = load_model(path)
-    scores = [(image_metrics(predict(net, rgb), t), psnr(trivial(rgb, t), t)) for _, rgb, t in test_pairs(flt)]
+    scores = [(image_metrics(predict(net, rgb), t), psnr(trivial_answer(rgb, t), t)) for _, rgb, t in test_pairs(flt)]
     row = {"filter": flt.key, "psnr": float(np.mean([m["psnr"] for m, _ in scores])),
            "ssim": float(np.mean([m["ssim"] for m, _ in scores])),
            "trivial_psnr": float(np.mean([t for _, t in scores])), "params": sum(p.numel() for p in net.parameters())}
