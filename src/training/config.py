@@ -30,7 +30,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "pix2pix": dict(lr=2e-4, max_steps=2000, steps_per_epoch=100, finish="none", patience=1000, batch_size=32),
     "unet": dict(lr=2e-4, max_steps=1000, steps_per_epoch=100, finish="none", patience=1000, batch_size=32),
     # the grid: 8-px cells, so a 256-px crop holds 32 x 32 of them (--crop 256 is the operators' recipe)
-    # MSE: at equal steps (600) it led L1 by 0.5-1 dB of validation PSNR on detail-enhance (docs/results.md)
+    # MSE: at 400 steps it led L1 by 1.1 dB of validation PSNR on detail-enhance (docs/results.md, the recipe)
     "bilateral-grid": dict(lr=1e-3, max_steps=1500, steps_per_epoch=50, finish="none", patience=10, batch_size=4,
                            loss="mse"),
 }
