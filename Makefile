@@ -91,8 +91,9 @@ zoo: install  ## every filter x {compact, CAN, seed AE}, a step budget each (48 
 	$(PYTHON) -m src.studies.zoo --repeats 3
 
 SHARDS ?= 2
-operators: install  ## the expensive operators learned from the photos (make photos first): SHARDS training shards pinned one per core, then the table -> models/operators/*.ckpt, figures/operators.{md,csv}
-	@pids=; for i in $$(seq 0 $$(($(SHARDS) - 1))); do taskset -c $$i $(PYTHON) -m src.studies.operators train --shard $$i/$(SHARDS) --threads 1 & pids="$$pids $$!"; done; \
+SEEDS ?= 0 1 2
+operators: install  ## the expensive operators learned from the photos (make photos first): SEEDS x 8 runs in SHARDS training shards pinned one per core, then the table -> models/operators/*.ckpt, figures/operators.{md,csv}
+	@pids=; for i in $$(seq 0 $$(($(SHARDS) - 1))); do taskset -c $$i $(PYTHON) -m src.studies.operators train --shard $$i/$(SHARDS) --seeds $(SEEDS) --threads 1 & pids="$$pids $$!"; done; \
 	for p in $$pids; do wait $$p || exit 1; done
 	$(PYTHON) -m src.studies.operators table
 

@@ -13,6 +13,7 @@ LAYERS = [
     {"errors"},
     {"cli", "threads"},
     {"io"},
+    {"kernels"},
     {"filters"},
     {"download"},
     {"dataset"},

@@ -70,9 +70,9 @@ def test_a_training_crop_is_cut_from_the_whole_images_target(photos_root):
 
 
 def test_the_study_trains_ships_and_tables_each_operator_and_resumes(photos_root, capsys):
-    rows = operators.run_training(["guided"], [0], steps=3, threads=1)
+    rows = operators.run_training([("guided", 0)], steps=3, threads=1)
     assert len(rows) == 1 and rows[0]["steps"] == 3 and (photos_root.parent / "models/operators/guided.ckpt").exists()
-    assert operators.run_training(["guided"], [0], steps=3, threads=1) == []  # its row exists: skipped
+    assert operators.run_training([("guided", 0)], steps=3, threads=1) == []  # its row exists: skipped
     assert "done" in capsys.readouterr().out
     table = operators.make_table(["guided", "l0-smooth"], repeats=1, threads=1, figures=photos_root.parent / "figures")
     assert [r["filter"] for r in table] == ["guided"]  # l0-smooth has no checkpoint: said, not invented

@@ -163,28 +163,30 @@ def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: 
 
 
 def shipped_models(sizes: Sequence[float], repeats: int) -> list[dict]:
-    """Every shipped checkpoint (``models/*.ckpt``) through ``predict``, default backend, at each size."""
+    """Every shipped checkpoint (``models/*.ckpt``, ``models/operators/*.ckpt``) through ``predict``, default
+    backend, at each size."""
     rows = []
-    for path in sorted(Path("models").glob("*.ckpt")):
+    for path in [*sorted(Path("models").glob("*.ckpt")), *sorted(Path("models/operators").glob("*.ckpt"))]:
         net = load_model(path)
         for mp in sizes:
             img = photo(mp)
             mpx = img.shape[0] * img.shape[1] / 1e6
             mps = mpx / median_seconds(lambda: predict(net, img), repeats)
             rows.append(dict(checkpoint=str(path), model=net.meta["model"], megapixels=round(mpx, 2), mps=mps))
-            print(f"{path.name:<32} {mpx:5.2f} MP {mps:8.2f} MP/s", flush=True)
+            print(f"{str(path):<40} {mpx:5.2f} MP {mps:8.2f} MP/s", flush=True)
     return rows + grid_rows(sizes, repeats)
 
 
 def grid_rows(sizes: Sequence[float], repeats: int) -> list[dict]:
-    """The bilateral grid at its default size (speed does not depend on the weights) through ``predict``, its
-    torch form, and the operator it is meant to replace (``cv2.detailEnhance``), on the same photos."""
+    """The shipped detail-enhance bilateral grid in its torch form (the numba runtime's row is above) and the
+    operator it replaces (``cv2.detailEnhance``), on the same photos."""
     from src.filters import get_filter  # start-up: torch only when called
-    from src.models.bilateral_grid import BilateralGridNet  # start-up: torch only when called
 
-    net, op = BilateralGridNet().eval(), get_filter("detail-enhance")
-    calls = [("bilateral grid, untrained (numba slice)", "bilateral-grid", lambda img: predict(net, img)),
-             ("bilateral grid, untrained (torch)", "bilateral-grid", lambda img: predict(net, img, backend="torch")),
+    path = Path("models/operators/detail-enhance.ckpt")
+    if not path.exists():
+        return []
+    net, op = load_model(path), get_filter("detail-enhance")
+    calls = [(f"{path} (torch)", "bilateral-grid", lambda img: predict(net, img, backend="torch")),
              ("cv2.detailEnhance (the operator)", "OpenCV", op)]
     rows = []
     for mp in sizes:
@@ -199,9 +201,8 @@ def grid_rows(sizes: Sequence[float], repeats: int) -> list[dict]:
 
 def models_markdown(rows: list[dict], repeats: int) -> str:
     return ("\nEvery shipped checkpoint through `predict` (default backend; median of "
-            f"{repeats} calls after a warm-up), then the bilateral grid (issue 28's model; untrained, its speed does not "
-            "depend on the weights; the grid computed in torch from the whole image, the slice in numba or torch) beside "
-            "the operator it is meant to replace:\n\n" + markdown_table(
+            f"{repeats} calls after a warm-up; the learned operators in `models/operators/` run the bilateral grid's "
+            "numba runtime), then the detail-enhance grid in its torch form and the operator itself:\n\n" + markdown_table(
                 ["checkpoint", "model", "image", "MP/s"],
                 [(f"`{r['checkpoint']}`" if r["checkpoint"].endswith(".ckpt") else r["checkpoint"], r["model"],
                   f"{r['megapixels']:g} MP", f"{r['mps']:.2f}") for r in rows],

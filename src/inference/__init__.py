@@ -6,7 +6,7 @@
 
 ``predict`` is resolved on first use, not when the package is imported, so ``python -m src.inference.predict``
 starts without a double-import warning (the same call as ``from src.inference.predict import predict``).
-May import: :mod:`src.io`, :mod:`src.filters`, :mod:`src.models`.
+May import: :mod:`src.io`, :mod:`src.kernels`, :mod:`src.filters`, :mod:`src.models`.
 """
 
 __all__ = ["predict"]

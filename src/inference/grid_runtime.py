@@ -1,20 +1,25 @@
 """The bilateral grid's CPU runtime: the grid from the whole image, then the per-pixel slice in one numba pass.
 
 The algorithm is :class:`~src.models.bilateral_grid.BilateralGridNet` (``grid_of`` + ``apply``, torch); this is its
-schedule, the same toolkit as the compact net's (:mod:`src.inference.fused_cpu`). The stream's input is box-averaged
-from uint8 in numba; the stream runs in torch, channels-last, so its output is already cell-major and reaches the
-slice without a copy; the slice writes pixel-major float32, which ``predict`` returns as it is.
+schedule, with the kernels of :mod:`src.kernels.grid` (numba, the compact net's toolkit: :mod:`src.kernels.compact`). The stream's
+input and the bins' statistics are written channels-last by numba, so the stream's convolutions (torch) read them
+without a copy (the statistics leave room for the splat's features: no concatenation). The stream's last 1x1
+layer (``to_grid``) is left to the slice, which applies it to each cell row as its rows reach it: the grid (3 floats
+a pixel at 8-px cells, 50 MB at 4 MP) is never stored, and writing it was a third of the time.
 """
 from __future__ import annotations
 
-from typing import Callable
+import copy
+import threading
+import weakref
+from typing import Callable, NamedTuple
 
+import numba
 import numpy as np
 import torch
 import torch.nn as nn
 
 from src.models.bilateral_grid import BilateralGridNet
-
 
 def guide_weights(net: BilateralGridNet) -> tuple[np.ndarray, ...]:
     """The guide's two 1x1 layers as float32 arrays ``(w1 (hidden, 3), b1, w2 (1, hidden), b2)``."""
@@ -24,49 +29,100 @@ def guide_weights(net: BilateralGridNet) -> tuple[np.ndarray, ...]:
                 last.weight[:, :, 0, 0].float().numpy().copy(), last.bias.float().numpy().copy())
 
 
-def grid_cells(net: nn.Module, rgb: np.ndarray) -> np.ndarray:
-    """A :class:`BilateralGridNet`'s grid of the whole image ``rgb`` (uint8), cell-major ``(GH, GW, bins, K)``
-    for :func:`grid_slicer`: the stream's input box-averaged from uint8 in numba (``cell`` grids), the stream in
-    torch, channels-last so that its output is already cell-major (no copy of a grid as large as the output)."""
-    import src.inference.fused_cpu as fused_cpu  # optional dependency: numba (callers check grid_slicer first)
+def _channels_last(a: np.ndarray) -> torch.Tensor:
+    """``(h, w, c)`` numpy -> ``(1, c, h, w)`` torch in channels-last memory (a view)."""
+    return torch.from_numpy(a).permute(2, 0, 1)[None]
 
+
+NO_GUIDE = np.empty((0, 0), np.float32)  # the kernels' "not kept": compute the guide
+_SCRATCH = threading.local()
+SCRATCH_BYTES = 64 << 20  # larger intermediates are allocated per call (held memory stays bounded)
+
+
+def _scratch(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of ``shape`` kept per thread for the next call of the same size: fresh memory costs a page
+    fault per 4 KB on first touch, and on the build machine that was a third of the statistics' pass at 4 MP."""
+    kept = getattr(_SCRATCH, name, None)
+    if kept is None or kept.shape != shape:
+        kept = np.empty(shape, np.float32)
+        if kept.nbytes <= SCRATCH_BYTES:
+            setattr(_SCRATCH, name, kept)
+    return kept
+
+
+_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # net -> (its parameters' versions, its copy)
+
+
+def _channels_last_copy(net: nn.Module) -> nn.Module:
+    """``net`` with channels-last weights, so each convolution's output stays channels-last (with the weights as
+    they are, oneDNN returns NCHW and every next layer converts: 2x slower). Kept per net until a parameter
+    changes (``_version`` counts in-place writes: an optimiser step, ``load_state_dict``)."""
+    versions = tuple(p._version for p in net.parameters())
+    kept = _COPIES.get(net)
+    if kept is None or kept[0] != versions:
+        kept = versions, copy.deepcopy(net).to(memory_format=torch.channels_last)
+        _COPIES[net] = kept
+    return kept[1]
+
+
+class Grid(NamedTuple):
+    """A bilateral grid in factored form, for :func:`grid_slicer`: each cell's stream features ``(GH, GW, F)``
+    before the last 1x1 layer (``to_grid``), which the slice applies as it reaches each cell row (16 floats a cell
+    instead of ``bins * K``); ``zmap``: each pixel's bin coordinate ``(H, W)`` when kept (the guide is then
+    computed once; per-thread scratch, valid until this thread's next :func:`grid_features`), else None."""
+
+    features: np.ndarray
+    zmap: np.ndarray | None = None
+
+
+def grid_features(net: nn.Module, rgb: np.ndarray, keep_guide: bool = False) -> Grid:
+    """A :class:`BilateralGridNet`'s grid of the whole image ``rgb`` (uint8); ``keep_guide``: keep each pixel's bin
+    coordinate for a whole-image slice (with the bins' statistics, which compute it; 4 bytes a pixel)."""
+    import src.kernels.grid as kernels  # optional dependency: numba (callers check grid_slicer first)
+
+    rgb = np.ascontiguousarray(rgb)
     if net.cell:
         eh, ew = net.extent(rgb.shape[:2])
-        small = np.empty((3, eh // net.down, ew // net.down), np.float32)
-        fused_cpu.box_down(np.ascontiguousarray(rgb), net.down, small)
-        small = torch.from_numpy(small)[None]
+        small = _scratch("small", (eh // net.down, ew // net.down, 3))
+        kernels.box_down(rgb, net.down, small)
+        small = _channels_last(small)
     else:
-        small = net.shrink(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0))
-    stats = None
+        small = net.shrink(torch.from_numpy(rgb).permute(2, 0, 1)[None].float().div_(255.0))
+    stream = _channels_last_copy(net)
+    chans, stats, zmap = net.to_grid.in_channels, None, None
     if net.stats:
-        w1, b1, w2, b2 = guide_weights(net)
-        gh, gw = net.extent(rgb.shape[:2])
-        stats = np.empty((4, net.bins, gh // net.cell, gw // net.cell), np.float32)
-        fused_cpu.bin_stats(np.ascontiguousarray(rgb), w1, b1, w2, b2, net.cell, stats)
-        stats = torch.from_numpy(stats).view(1, 4 * net.bins, *stats.shape[2:])
-        stats = stats.contiguous(memory_format=torch.channels_last)
+        gh, gw = (n // net.cell for n in net.extent(rgb.shape[:2]))
+        stats = _scratch("stats", (gh, gw, chans + 4 * net.bins))  # room for the splat's features first
+        zmap = _scratch("zmap", rgb.shape[:2]) if keep_guide else None
+        kernels.bin_stats(rgb, *guide_weights(net), net.cell, stats[:, :, chans:], NO_GUIDE if zmap is None else zmap)
+        stats = _channels_last(stats)
     with torch.inference_mode():
-        coeffs = net.coefficients(small.contiguous(memory_format=torch.channels_last), stats)[0]
-    _, gh, gw = coeffs.shape
-    return np.ascontiguousarray(coeffs.permute(1, 2, 0).float().numpy()).reshape(gh, gw, net.bins, net.n_coeffs)
+        features = stream.cell_features(small.contiguous(memory_format=torch.channels_last), stats, room=True)
+        return Grid(np.ascontiguousarray(features[0].permute(1, 2, 0).float().numpy()), zmap)
 
 
 def grid_slicer(net: nn.Module) -> Callable | None:
-    """``slice(cells, rgb_tile, offset, size) -> (C, h, w)`` in [0, 1]: a :class:`BilateralGridNet`'s per-pixel
-    work (guide, trilinear lookup, affine) in one numba pass (:func:`src.inference.fused_cpu.slice_affine`); None
-    if numba is missing or ``net`` is not an eval-mode grid net on the CPU. ``cells``: :func:`grid_cells`'s."""
+    """``slice(grid, rgb_tile, offset, size) -> (C, h, w)`` in [0, 1]: a :class:`BilateralGridNet`'s per-pixel
+    work (guide, trilinear lookup, affine) in one numba pass (:func:`src.kernels.grid.slice_affine`);
+    None if numba is missing or ``net`` is not an eval-mode grid net on the CPU. ``grid``: :func:`grid_features`'s."""
     if type(net) is not BilateralGridNet or net.training or next(net.parameters()).device.type != "cpu":
         return None
     try:
-        import src.inference.fused_cpu as fused_cpu  # optional dependency: numba
+        import src.kernels.grid as kernels  # optional dependency: numba
     except ImportError:
         return None
-    w1, b1, w2, b2 = guide_weights(net)
+    guide = guide_weights(net)
+    with torch.no_grad():
+        layer = net.to_grid.weight.view(net.to_grid.out_channels, -1).t().float().numpy().copy()  # (F, bins * K)
+        bias = net.to_grid.bias.float().numpy().copy()
 
-    def run(cells: np.ndarray, rgb: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
-        out = np.empty((*rgb.shape[:2], net.out_channels), np.float32)  # pixel-major: predict returns it as is
-        fused_cpu.slice_affine(np.ascontiguousarray(rgb), cells, w1, b1, w2, b2, out, offset[0], offset[1],
-                               *net.extent(size))
+    def run(grid: Grid, rgb: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+        (h, w), (y, x) = rgb.shape[:2], offset
+        zmap = NO_GUIDE if grid.zmap is None else grid.zmap[y : y + h, x : x + w]
+        out = np.empty((h, w, net.out_channels), np.float32)  # pixel-major: predict returns it as is
+        chunks = max(1, min(h, 4 * numba.get_num_threads()))  # runs of rows: 4 a thread, to balance
+        kernels.slice_affine(np.ascontiguousarray(rgb), grid.features, layer, bias, net.bins, *guide, zmap, out, y, x,
+                             *net.extent(size), chunks)
         return out.transpose(2, 0, 1)
 
     return run
@@ -74,13 +130,13 @@ def grid_slicer(net: nn.Module) -> Callable | None:
 
 def grid_runner(net: nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
     """RGB uint8 ``(H, W, 3)`` -> ``(C, H, W)`` for a :class:`BilateralGridNet` on the CPU: the grid from the whole
-    image (:func:`grid_cells`), the full-resolution slice in numba; None where :func:`grid_slicer` is."""
+    image (:func:`grid_features`), the full-resolution slice in numba; None where :func:`grid_slicer` is."""
     slicer = grid_slicer(net)
     if slicer is None:
         return None
 
     def run(rgb: np.ndarray) -> np.ndarray:
-        return slicer(grid_cells(net, rgb), rgb, (0, 0), rgb.shape[:2])
+        return slicer(grid_features(net, rgb, keep_guide=True), rgb, (0, 0), rgb.shape[:2])
 
     run.clamped = True
     return run

@@ -22,7 +22,7 @@ import torch.nn as nn
 from src.cli import run_cli
 from src.errors import UserError
 from src.inference.folder import predict_folder
-from src.inference.grid_runtime import grid_cells, grid_runner, grid_slicer
+from src.inference.grid_runtime import grid_features, grid_runner, grid_slicer
 from src.inference.runtime import cuda_runner, fused_runner, numba_runner
 from src.io.files import check_writable
 from src.io.images import ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, list_images, to_rgb_uint8
@@ -153,7 +153,7 @@ def predict_sliced(net: nn.Module, rgb: np.ndarray, tile: int, backend: str = "a
     from the whole image, then each ``tile x tile`` tile sliced from it, which equals the whole-image result."""
     device = next(net.parameters()).device
     slicer = grid_slicer(net) if backend in ("auto", "numba") else None
-    grid = grid_cells(net, rgb) if slicer is not None else net.grid_of(_to_batch(rgb, device))
+    grid = grid_features(net, rgb) if slicer is not None else net.grid_of(_to_batch(rgb, device))
     H, W = rgb.shape[:2]
     out = np.empty((net.out_channels, H, W), np.float32)
     for y0 in range(0, H, tile):

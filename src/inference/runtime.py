@@ -1,5 +1,5 @@
 """Run a trained :class:`CompactNet` without torch's convolutions: one compiled numba pass on the CPU
-(:func:`numba_runner`, :mod:`src.inference.fused_cpu`: ``predict``'s default), or OpenCV kernels on row bands
+(:func:`numba_runner`, :mod:`src.kernels.compact`: ``predict``'s default), or OpenCV kernels on row bands
 (:func:`fused_runner`, ``--backend opencv``, and the fallback without numba); one compiled kernel on CUDA.
 
 CPU. PyTorch's CPU convolution is slow for a few channels (a 1 -> 2 channel 5x5 convolution takes
@@ -61,7 +61,7 @@ class CompactPlan:
     radius: int
     out_channels: int
     bound: float = float("inf")  # :func:`output_bound`, set by :func:`compact_plan`
-    flat: dict | None = None  # src.inference.fused_cpu.flat_args, made on first use by :func:`numba_runner`
+    flat: dict | None = None  # src.kernels.compact.flat_args, made on first use by :func:`numba_runner`
 
 
 def compact_plan(net: nn.Module, separable: bool | None = None) -> CompactPlan | None:
@@ -382,7 +382,7 @@ def cuda_runner(net: nn.Module, download: str = "float32") -> Callable[[np.ndarr
 # ------------------------------------------------------------------------------- numba (one pass, CPU)
 def numba_runner(net: nn.Module, threads: int | None = None, out_dtype=np.float32,
                  band_rows: int | None = None) -> Callable[[np.ndarray], np.ndarray] | None:
-    """RGB uint8 ``(H, W, 3)`` -> ``(C, H, W)`` through the one-pass numba kernel (:mod:`src.inference.fused_cpu`);
+    """RGB uint8 ``(H, W, 3)`` -> ``(C, H, W)`` through the one-pass numba kernel (:mod:`src.kernels.compact`);
     None if numba is missing or ``net`` is not a plain eval :class:`CompactNet`. ``out_dtype``: float32 in [0, 1]
     (exact), or uint8 / uint16 holding ``round(y * 255)`` / ``round(y * 65535)``. ``threads``: numba threads
     (default: the usable cores; one for small images); bands go to whichever thread is free.
@@ -392,7 +392,7 @@ def numba_runner(net: nn.Module, threads: int | None = None, out_dtype=np.float3
     (1, 5, 7)
     """
     try:
-        import src.inference.fused_cpu as fused_cpu  # optional dependency: numba
+        import src.kernels.compact as fused_cpu  # optional dependency: numba
     except ImportError:
         return None
     plan = _cached_plan(net, None)

@@ -13,9 +13,8 @@ The grid's cells, two ways:
   a model trained on 256-px crops meets the same cell size on a 12 MP photo (docs/guide.md: the measurements).
 - ``cell=0``: the paper's form, the whole image resized to ``low_res`` x ``low_res``, a ``grid`` x ``grid`` grid.
 
-The full-resolution work is per pixel, so the grid is computed once per image (:meth:`grid_of`), then sliced per
-tile (:meth:`apply`): tiled = whole. The slicing is written with gathers (no 5-D ``grid_sample``), the plain twin
-of the fused CPU slice. At start the transform is the identity (RGB out) or BT.601 gray (one channel out).
+The grid is computed once per image (:meth:`grid_of`), then sliced per tile (:meth:`apply`): tiled = whole. The
+slice uses gathers (no 5-D ``grid_sample``), the plain twin of :mod:`src.kernels.grid`. It starts as the identity.
 
 >>> net = BilateralGridNet(out_channels=3).eval()
 >>> net(torch.rand(1, 3, 7, 9)).shape
@@ -107,10 +106,7 @@ class BilateralGridNet(nn.Module):
         """Every cell's transform starts as the identity (3 out) or BT.601 gray (1 out), the same in every bin."""
         nn.init.zeros_(self.to_grid.weight)
         a = torch.zeros(self.out_channels, 4)
-        if self.out_channels == 3:
-            a[:, :3] = torch.eye(3)
-        else:
-            a[:, :3] = torch.tensor(GRAY)
+        a[:, :3] = torch.eye(3) if self.out_channels == 3 else torch.tensor(GRAY)
         with torch.no_grad():
             self.to_grid.bias.copy_(a.flatten().repeat(self.bins))
 
@@ -133,8 +129,7 @@ class BilateralGridNet(nn.Module):
         with torch.no_grad():
             z = (self.guide(x).sigmoid()[:, 0] * d - 0.5).clamp(0, d - 1)  # (B, H, W)
             z0 = z.floor()
-            wz = (z - z0)[:, None]
-            z0 = z0.long()
+            wz, z0 = (z - z0)[:, None], z0.long()
             z1 = (z0 + 1).clamp(max=d - 1)
             cy, cx = torch.arange(h, device=x.device) // self.cell, torch.arange(w, device=x.device) // self.cell
             cells = (cy[:, None] * gw + cx[None, :])[None]  # (1, H, W)
@@ -150,11 +145,17 @@ class BilateralGridNet(nn.Module):
 
     def coefficients(self, small: torch.Tensor, stats: torch.Tensor | None = None) -> torch.Tensor:
         """The stream: ``shrink(x)``, ``bin_stats(x)`` -> ``(B, bins * n_coeffs, gh, gw)`` (``bin * n_coeffs + k``)."""
+        return self.to_grid(self.cell_features(small, stats))
+
+    def cell_features(self, small: torch.Tensor, stats: torch.Tensor | None = None, room: bool = False) -> torch.Tensor:
+        """The stream before ``to_grid`` (a 1x1 layer to each cell's coefficients): ``(B, width', gh, gw)``. ``room``:
+        ``stats`` starts with ``width'`` spare channels, which this fills with the splat's features (no copy)."""
         features = self.splat(small)
-        local = self.local(features if stats is None else torch.cat([features, stats], 1))
+        if room and stats is not None:
+            stats[:, : features.shape[1]] = features
+        local = self.local(features if stats is None else stats if room else torch.cat([features, stats], 1))
         pooled = self.global_convs(features).mean(dim=(2, 3))
-        fused = F.relu(local + self.global_fc(pooled)[:, :, None, None])
-        return self.to_grid(fused)
+        return F.relu(local + self.global_fc(pooled)[:, :, None, None])
 
     def grid_of(self, x: torch.Tensor) -> torch.Tensor:
         """The bilateral grid of the whole image ``x`` ``(B, 3, H, W)``: ``(B, n_coeffs, bins, gh, gw)``."""
@@ -165,9 +166,7 @@ class BilateralGridNet(nn.Module):
     def extent(self, size: tuple[int, int]) -> tuple[int, int]:
         """The span in pixels that the grid covers for an image of ``size`` ``(H, W)``: the image itself, or (with
         ``cell``) the image padded to whole cells. Slicing maps this span onto the grid's cells."""
-        if not self.cell:
-            return size
-        return -(-size[0] // self.cell) * self.cell, -(-size[1] // self.cell) * self.cell
+        return (-(-size[0] // self.cell) * self.cell, -(-size[1] // self.cell) * self.cell) if self.cell else size
 
     def apply(self, grid: torch.Tensor, x: torch.Tensor, offset: tuple[int, int] = (0, 0),
               size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -189,9 +188,7 @@ def slice_grid(grid: torch.Tensor, guide: torch.Tensor, offset: tuple[int, int],
     centre's coordinates are clamped to the outermost centres (the grid's edge value extends outwards).
     """
     b, k, depth, gh, gw = grid.shape
-    h, w = guide.shape[-2:]
-    H, W = size
-    dev = grid.device
+    (h, w), (H, W), dev = guide.shape[-2:], size, grid.device
     ys = ((torch.arange(h, device=dev, dtype=grid.dtype) + offset[0] + 0.5) / H * gh - 0.5).clamp(0, gh - 1)
     xs = ((torch.arange(w, device=dev, dtype=grid.dtype) + offset[1] + 0.5) / W * gw - 0.5).clamp(0, gw - 1)
     zs = (guide[:, 0] * depth - 0.5).clamp(0, depth - 1)  # (B, h, w)
