@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu photos operators
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu photos operators soak
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -71,6 +71,9 @@ bench-loader: install  ## training-loader crops/s, MB/s and peak memory on 5,000
 
 quantize: install  ## fp16 / bf16 / int8 copies of the shipped checkpoints: file size and test PSNR -> figures/quantize.{csv,md}
 	$(PYTHON) -m src.studies.quantize
+
+soak: install  ## the demo's memory soak: 50 /teach jobs and 200 /predict calls against the real server -> figures/soak.md
+	$(PYTHON) -m src.demo.soak --out figures/soak.md
 
 demo: install  ## the Gradio demo on http://127.0.0.1:7860
 	$(PYTHON) demo_gradio.py
