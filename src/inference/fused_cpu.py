@@ -1,6 +1,2 @@
-"""The old path of :mod:`src.kernels.compact` (a thin alias, so existing imports keep working)."""
-import sys
-
-import src.kernels.compact as _compact
-
-sys.modules[__name__] = _compact
+"""The old path of :mod:`src.kernels.compact` (a thin re-export, so existing imports keep working)."""
+from src.kernels.compact import BAND_ROWS, OUT_SCALE, PARALLEL_PIXELS, flat_args, fused_compact, runner, scratch  # noqa: F401
