@@ -1,9 +1,9 @@
 """The bilateral grid's CPU runtime: the grid from the whole image, then the per-pixel slice in one numba pass.
 
 The algorithm is :class:`~src.models.bilateral_grid.BilateralGridNet` (``grid_of`` + ``apply``, torch); this is its
-schedule, with the kernels of :mod:`src.kernels.grid` (numba, the compact net's toolkit: :mod:`src.kernels.compact`). The stream's
-input and the bins' statistics are written channels-last by numba, so the stream's convolutions (torch) read them
-without a copy (the statistics leave room for the splat's features: no concatenation). The stream's last 1x1
+schedule, with the kernels of :mod:`src.kernels.grid` (numba, as the compact net's :mod:`src.kernels.compact`). The
+stream's input and the bins' statistics are written channels-last by numba, so the stream's convolutions (torch)
+read them without a copy (the statistics leave room for the splat's features: no concatenation). The last 1x1
 layer (``to_grid``) is left to the slice, which applies it to each cell row as its rows reach it: the grid (3 floats
 a pixel at 8-px cells, 50 MB at 4 MP) is never stored, and writing it was a third of the time.
 """
@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from src.models.bilateral_grid import BilateralGridNet
+
 
 def guide_weights(net: BilateralGridNet) -> tuple[np.ndarray, ...]:
     """The guide's two 1x1 layers as float32 arrays ``(w1 (hidden, 3), b1, w2 (1, hidden), b2)``."""

@@ -1,4 +1,4 @@
-"""The bilateral grid's per-pixel kernels, compiled with numba: the same toolkit as :mod:`src.inference.fused_cpu`.
+"""The bilateral grid's per-pixel kernels, compiled with numba: the same toolkit as :mod:`src.kernels.compact`.
 
 Algorithm and schedule apart, as in Halide and HDRNet: :class:`~src.models.bilateral_grid.BilateralGridNet` (torch)
 defines each pixel (``shrink``, ``bin_stats``, ``apply``); these are one schedule of its full-resolution work, in

@@ -56,7 +56,8 @@ OPERATOR_STEPS = MODEL_DEFAULTS["bilateral-grid"]["max_steps"]  # about 10 minut
 # Per operator, the grid's options where they differ from MODEL_DEFAULTS, chosen on the validation photos and speed:
 # detail-enhance with 8 bins and a guide of width 8 was as good (best validation PSNR 30.27 dB; 30.35 with 8 bins
 # alone, 30.32 with the defaults) and ~25 % faster, which its 10x goal needs: the operator itself runs at ~6 MP/s,
-# twice the other four (at 4 MP, beside the operator: defaults 8.5x, 8 bins 10.2x, and a guide of 8 10.6x).
+# twice the other four (at 4 MP, beside the operator, 21 rounds: defaults 7.2-8.5x, 8 bins 10.2-10.3x, and a guide
+# of 8 10.5-10.9x; the table's own run, 5 rounds, measured 8.7x: this machine's timings move by +-20 %).
 OPERATOR_ARGS: dict[str, dict] = {"detail-enhance": {"bins": 8, "guide_width": 8}}
 SHIPPED = Path("models/operators")
 RUNS_CSV = Path("figures/operators-runs.csv")
