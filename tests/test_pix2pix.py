@@ -87,6 +87,26 @@ def test_predict_pads_to_the_generators_multiple_and_crops_back():
     assert seen == [(64, 96)] and torch.equal(y, x[:, :1])  # the original pixels come back, in place
 
 
+def test_a_context_margin_puts_reflected_pixels_on_every_side_even_at_an_exact_multiple():
+    from src.filters.functional import pad_reflect101
+
+    seen = []
+
+    class Spy(torch.nn.Module):
+        size_multiple, min_size, context_margin = 32, 32, 3
+
+        def forward(self, x):
+            seen.append(x)
+            return x[:, :1]
+
+    x = torch.rand(1, 3, 64, 37)
+    y = run_any_size(Spy(), x)
+    assert tuple(seen[0].shape[-2:]) == (96, 64) and torch.equal(y, x[:, :1])
+    top, left = (96 - 64 + 1) // 2, (64 - 37 + 1) // 2  # 16 and 14 pixels: more than the margin, centred
+    assert torch.equal(seen[0][..., top - 3 : top + 67, left - 3 : left + 40], pad_reflect101(x, 3))
+    assert UNetGenerator(depth=5, ngf=4).context_margin == 16
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (301, 457)])
 def test_predict_keeps_odd_sizes_including_ones_below_the_minimum(shape, rng):
     g = UNetGenerator(depth=5, ngf=4).eval()

@@ -16,10 +16,13 @@ def clamp01_straight_through(x: torch.Tensor) -> torch.Tensor:
 
 def run_any_size(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Network on ``(B, 3, h, w)`` of any size: reflect-pads up to the network's ``min_size`` and to a
-    multiple of its ``size_multiple`` (the U-Net's ``2**depth``), then crops the output back to ``h x w``."""
+    multiple of its ``size_multiple`` (the U-Net's ``2**depth``), then crops the output back to ``h x w``.
+    A network with a ``context_margin`` gets at least that many reflected pixels on every side, so the image's
+    edge pixels are computed as inside pixels (reflect-101: OpenCV's default border, the targets')."""
     h, w = x.shape[-2:]
     m, k = int(getattr(net, "min_size", 1)), int(getattr(net, "size_multiple", 1))
-    ph, pw = max(m, -(-h // k) * k) - h, max(m, -(-w // k) * k) - w
+    e = 2 * int(getattr(net, "context_margin", 0))
+    ph, pw = max(m, -(-(h + e) // k) * k) - h, max(m, -(-(w + e) // k) * k) - w
     if not (ph or pw):
         return net(x)
     top, left = (ph + 1) // 2, (pw + 1) // 2

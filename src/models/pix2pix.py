@@ -78,6 +78,9 @@ class UNetGenerator(nn.Module):
                            dropout=dropout, output=output)
         self.out_channels, self.depth, self.output = out_channels, depth, output
         self.size_multiple = self.min_size = 2**depth
+        # predict reflects this many pixels onto every side (run_any_size): trained on crops inside photos, the net
+        # had never seen an image edge, and its 4-px frame scored 26.2 dB against 28.9 with the margin (photos, val)
+        self.context_margin = 16
         # 4x4 stride-2 layers, down then up: a generous bound; in practice the bottleneck sees everything.
         self.receptive_radius = 3 * 2**depth
         widths = [ngf * min(2**i, 8) for i in range(depth)]  # channels after each down-sampling
