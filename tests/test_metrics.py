@@ -59,3 +59,16 @@ def test_edge_sharpness_is_below_one_for_a_blur_and_above_for_added_checkerboard
     assert edge_sharpness(cv2.GaussianBlur(target, (0, 0), 2.0), target) < 0.7
     checker = (np.indices(target.shape).sum(0) % 2).astype(np.float32)
     assert edge_sharpness(np.clip(target + 0.1 * checker, 0, 1), target) > 1.5
+
+
+def test_eight_bit_errors_count_what_a_saved_picture_shows():
+    from src.evaluation.metrics import eight_bit_errors
+
+    target = (np.arange(256, dtype=np.float32) / 255).reshape(16, 16)
+    pred = target.copy()
+    pred[:8] += 0.4 / 255  # rounds back to the same 8-bit value
+    pred[8:12] -= 0.6 / 255  # 64 values one level lower
+    worst, changed = eight_bit_errors(pred, target)
+    assert worst == pytest.approx(0.6, abs=1e-4) and changed == pytest.approx(64 / 256)
+    assert image_metrics(pred, target)["changed_8bit"] == changed
+    assert all(np.isnan(eight_bit_errors(np.full((2, 2), np.nan, np.float32), np.zeros((2, 2), np.float32))))

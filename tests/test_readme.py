@@ -71,11 +71,13 @@ def test_results_table_quotes_the_committed_evaluation_csv(document, target):
     cells = dict(zip(header, row))
     mean = eval_mean(RESULT_ROWS[target][0])
     quoted = {"test PSNR": ["psnr"], "SSIM": ["ssim"], "zero PSNR": ["zero_psnr"], "MAE": ["mae"],
-              "border / inside PSNR": ["border_psnr", "interior_psnr"]}
+              "border / inside PSNR": ["border_psnr", "interior_psnr"], "max \\|error\\| (1/255)": ["max_err_255"],
+              "8-bit values changed": ["changed_8bit"]}
+    scale = {"changed_8bit": 100.0}  # shown in %
     wrong = []
     for column, keys in quoted.items():
         shown = numbers(cells[column])
-        if len(shown) != len(keys) or not all(matches(mean[k], s) for k, s in zip(keys, shown)):
+        if len(shown) != len(keys) or not all(matches(mean[k] * scale.get(k, 1.0), s) for k, s in zip(keys, shown)):
             wrong.append(f"{column}: {document} {cells[column]!r}, figures/{RESULT_ROWS[target][0]} "
                          + " / ".join(f"{mean[k]:.6g}" for k in keys))
     assert not wrong, f"{document} results row `{target}` differs from its CSV: " + "; ".join(wrong)
@@ -204,3 +206,18 @@ def test_the_readmes_speed_answer_quotes_the_committed_bench():
     assert all(matches(float(r["copy_fraction"]), s) for r, s in zip(rows, shown)), (shown, fractions)
     ratios = re.search(r"and ([\d.]+)×, ([\d.]+)× and ([\d.]+)× the OpenCV Sobel pipeline", answer).groups()
     assert all(matches(float(r["ratio"]), s) for r, s in zip(rows, ratios)), ratios
+
+
+def test_the_guides_soak_figures_are_the_committed_soak():
+    """docs/guide.md's 'Memory over many jobs' quotes figures/soak.md (`make soak`) as it stands."""
+    import re
+
+    soak = (ROOT / "figures" / "soak.md").read_text()
+    first, last, peak = (int(v) for v in re.search(
+        r"after the first job \| (\d+) MB \|\n\| after the last job \| (\d+) MB \(max (\d+) MB\)", soak).groups())
+    growth = int(re.search(r"growth from the first job to the end \| ([+-]\d+) MB", soak).group(1))
+    slope = re.search(r"least-squares slope \| ([+-][\d.]+) MB", soak).group(1)
+    guide = " ".join((ROOT / "docs" / "guide.md").read_text().split())
+    for quoted in (f"{first:,} MB after the first job, {last:,} MB after the fiftieth (max {peak:,})",
+                   f"**{growth} MB**" if growth < 0 else f"**+{growth} MB**", f"slope of {slope} MB a job"):
+        assert quoted in guide, quoted

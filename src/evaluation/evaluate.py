@@ -29,7 +29,7 @@ from src.io.plots import pyplot, save_figure
 from src.io.tables import write_csv
 from src.models.checkpoint import load_model, record_metrics
 
-COLUMNS = ("psnr", "ssim", "mae", "zero_psnr", "border_psnr", "interior_psnr")
+COLUMNS = ("psnr", "ssim", "mae", "zero_psnr", "border_psnr", "interior_psnr", "max_err_255", "changed_8bit")
 
 
 def checkpoint_filter(net: nn.Module, trusted: bool | str | None = False) -> Filter:
@@ -87,13 +87,16 @@ def _nanmean(values: list[float]) -> float:
 
 
 def format_table(rows: list[dict], mean: dict) -> str:
-    head = f"{'image':<28}{'size':>10}{'PSNR':>8}{'SSIM':>8}{'MAE':>9}{'zero':>7}{'border':>8}{'inside':>8}"
+    head = (f"{'image':<28}{'size':>10}{'PSNR':>8}{'SSIM':>8}{'MAE':>9}{'zero':>7}{'border':>8}{'inside':>8}"
+            f"{'max|e|':>8}{'8-bit':>8}")
     lines = [head, "-" * len(head)]
     for r in rows + [mean]:
         lines.append(f"{r['image'][:27]:<28}{r['size']:>10}{r['psnr']:>8.2f}{_f(r['ssim'], 4):>8}{r['mae']:>9.5f}"
-                     f"{r['zero_psnr']:>7.2f}{_f(r['border_psnr'], 2):>8}{_f(r['interior_psnr'], 2):>8}")
+                     f"{r['zero_psnr']:>7.2f}{_f(r['border_psnr'], 2):>8}{_f(r['interior_psnr'], 2):>8}"
+                     f"{_f(r['max_err_255'], 2):>8}{_f(100 * r['changed_8bit'], 2):>7}%")
     lines.append("PSNR/SSIM: data range 1, native resolution, borders included; 'zero' = PSNR of predicting all zeros;")
-    lines.append("'border' = PSNR on the 4-pixel frame, 'inside' = PSNR on the rest.")
+    lines.append("'border' = PSNR on the 4-pixel frame, 'inside' = PSNR on the rest; 'max|e|' = the largest |error| in")
+    lines.append("units of 1/255, '8-bit' = the share of values whose 8-bit rendering differs from the target's.")
     return "\n".join(lines)
 
 

@@ -101,11 +101,26 @@ def border_mask(shape: tuple[int, ...], ring: int = 4) -> np.ndarray:
     return m if len(shape) == 2 else np.broadcast_to(m[:, :, None], shape)
 
 
+def eight_bit_errors(pred: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """What a picture saved in 8 bits shows: the largest |error| in units of 1/255, and the share of values whose
+    8-bit rendering (:func:`~src.io.images.to_uint8`, as ``write_png``) differs from the target's. Above about
+    59 dB of PSNR the second is 0 and differences in PSNR are invisible. ``(nan, nan)`` for a non-finite prediction."""
+    from src.io.images import to_uint8
+
+    p, t = np.asarray(pred, np.float32), np.asarray(target, np.float32)
+    worst = float(np.max(np.abs(p - t))) * 255.0 if p.size else 0.0
+    if not math.isfinite(worst):
+        return math.nan, math.nan
+    return worst, float(np.mean(to_uint8(p) != to_uint8(t))) if p.size else 0.0
+
+
 def image_metrics(pred: np.ndarray, target: np.ndarray, ring: int = 4) -> dict[str, float]:
-    """PSNR, SSIM, MAE, PSNR of an all-zero prediction, and PSNR on the border ring vs the interior."""
+    """PSNR, SSIM, MAE, PSNR of an all-zero prediction, PSNR on the border ring vs the interior, and the 8-bit
+    errors (:func:`eight_bit_errors`: ``max_err_255``, ``changed_8bit``)."""
     if pred.shape != target.shape:
         raise UserError(f"prediction shape {pred.shape} differs from target shape {target.shape}")
     ring_mask = border_mask(target.shape, ring)
+    worst, changed = eight_bit_errors(pred, target)
     return {
         "psnr": psnr(pred, target),
         "ssim": ssim(pred, target),
@@ -113,6 +128,8 @@ def image_metrics(pred: np.ndarray, target: np.ndarray, ring: int = 4) -> dict[s
         "zero_psnr": psnr(np.zeros_like(target), target),
         "border_psnr": psnr(pred, target, ring_mask),
         "interior_psnr": psnr(pred, target, ~ring_mask),
+        "max_err_255": worst,
+        "changed_8bit": changed,
     }
 
 
