@@ -134,3 +134,35 @@ def test_evaluate_can_record_its_metrics_in_the_checkpoint(trained, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     mean = list(csv.DictReader(open(tmp_path / "ev.csv")))[-1]
     assert load_model(ckpt).meta["metrics"]["test_psnr"] == pytest.approx(float(mean["psnr"]))
+
+
+def test_a_run_reports_its_trivial_baseline_and_whether_it_converged(tmp_path):
+    res = run_module("src.training.train", "--max-steps", "8", "--steps-per-epoch", "2", "--crop", "32",
+                     "--batch-size", "4", "--lr", "1e-12", "--finish", "none", "--output", str(tmp_path / "flat.ckpt"),
+                     "--run-dir", str(tmp_path / "runs"), "--quiet")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "(trivial answer 10.89 dB)" in res.stdout  # predicting zeros, for the gray Sobel target
+    # a learning rate of 1e-12: four flat validations, converged (and nowhere near the filter)
+    assert "converged: the last 3 validations gained +0.000 dB" in res.stdout
+    info = load_model(tmp_path / "flat.ckpt").meta["info"]
+    assert info["converged"] is True and info["val_gain_last"] == 0.0 and info["failed"] in (True, False)
+
+
+def test_convergence_compares_the_last_validations_with_the_best_before_them():
+    from src.training.callbacks import convergence
+
+    rising = [(i * 10, 20.0 + i) for i in range(6)]
+    assert convergence(rising) == {"val_gain_last": 3.0, "converged": False}
+    flat = [(0, 20.0), (10, 30.0), (20, 30.05), (30, 29.0), (40, 30.02)]
+    assert convergence(flat) == {"val_gain_last": 0.05, "converged": True}
+    assert convergence(flat[:3]) == {"val_gain_last": None, "converged": None}  # too short to tell
+    assert convergence([(0, float("nan"))] * 5)["converged"] is None
+
+
+def test_a_score_near_the_trivial_answer_is_a_failed_run():
+    from src.evaluation.evaluate import failed
+    from src.training.train import run_verdict
+
+    assert failed(11.2, 10.89) and failed(float("nan"), 10.89) and failed(9.0, 10.89) and not failed(11.4, 10.89)
+    line = run_verdict({"failed": True, "test_trivial_psnr": 12.2})
+    assert line.startswith("FAILED: test PSNR within 0.5 dB of the trivial answer (12.20 dB)")

@@ -30,6 +30,12 @@ from src.io.tables import write_csv
 from src.models.checkpoint import load_model, record_metrics
 
 COLUMNS = ("psnr", "ssim", "mae", "zero_psnr", "border_psnr", "interior_psnr", "max_err_255", "changed_8bit")
+FAILED_DB = 0.5  # a model within this of the trivial answer (trivial_answer) has learnt nothing: a failed run
+
+
+def failed(score: float, trivial: float) -> bool:
+    """A score that is not finite, or within ``FAILED_DB`` of the trivial answer's, is a failure, not a result."""
+    return not (math.isfinite(score) and score >= trivial + FAILED_DB)
 
 
 def checkpoint_filter(net: nn.Module, trusted: bool | str | None = False) -> Filter:
@@ -57,13 +63,14 @@ def evaluate_images(
         t0 = time.perf_counter()
         pred = predict(net, im.rgb, tile=tile, backend=backend)
         seconds = time.perf_counter() - t0
-        row = {"image": im.name, "size": f"{im.rgb.shape[1]}x{im.rgb.shape[0]}", **image_metrics(pred, target), "seconds": seconds}
+        row = {"image": im.name, "size": f"{im.rgb.shape[1]}x{im.rgb.shape[0]}", **image_metrics(pred, target),
+               "trivial_psnr": psnr(trivial_answer(im.rgb, target), target), "seconds": seconds}
         if keep:
             row["_arrays"] = (im.rgb, target, pred)
         rows.append(row)
     # a NaN PSNR is a failed prediction and must not vanish from the mean; other columns may be n/a (nan)
     mean = {k: float(np.mean([r[k] for r in rows]) if k == "psnr" else _nanmean([r[k] for r in rows]))
-            for k in COLUMNS + ("seconds",)}
+            for k in COLUMNS + ("trivial_psnr", "seconds")}
     return rows, {"image": "mean", "size": "", **mean}
 
 
@@ -106,7 +113,7 @@ def _f(v: float, digits: int) -> str:
 
 def write_results(path: Path, rows: list[dict], mean: dict) -> None:
     """Per-image metrics and their mean (last row) as CSV."""
-    write_csv(path, rows + [mean], ["image", "size", *COLUMNS, "seconds"])
+    write_csv(path, rows + [mean], ["image", "size", *COLUMNS, "trivial_psnr", "seconds"])
 
 
 def write_grid(path: Path, rows: list[dict], title: str = "", max_rows: int = 6) -> None:

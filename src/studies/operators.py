@@ -34,7 +34,7 @@ from src.dataset.sources import photo
 from src.download.catalog import folder_dataset
 from src.download.prepare import folder_targets, read_target
 from src.errors import UserError
-from src.evaluation.evaluate import trivial_answer
+from src.evaluation.evaluate import FAILED_DB, failed, trivial_answer
 from src.evaluation.metrics import image_metrics, psnr
 from src.filters import Filter, get_filter
 from src.inference.predict import predict
@@ -141,8 +141,8 @@ def table_row(name: str, runs: list[dict], repeats: int) -> dict | None:
 
 def verdict(row: dict) -> str:
     """Which goal the row meets or misses, and by how much."""
-    if row["gain"] < 0.5:
-        return f"failed: within 0.5 dB of the trivial answer ({row['gain']:+.2f} dB)"
+    if failed(row["psnr"], row["trivial_psnr"]):
+        return f"failed: within {FAILED_DB} dB of the trivial answer ({row['gain']:+.2f} dB)"
     if row["filter"] in STYLES:
         return "met" if row["gain"] >= 6 else f"missed by {6 - row['gain']:.2f} dB (goal: +6 dB)"
     misses = [f"{30 - row['psnr']:.2f} dB under 30" if row["psnr"] < 30 else "",

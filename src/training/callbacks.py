@@ -44,17 +44,20 @@ class StagePlateau(pl.Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` validations.
 
     If the module has a stage to begin (``begin_finish()`` returns True), a plateau starts it instead of
-    stopping, and the patience starts over. State is saved in checkpoints (resumable).
+    stopping, and the patience starts over. ``curve``: ``(global step, value)`` of every validation, for
+    :func:`convergence`. State is saved in checkpoints (resumable).
     """
 
     def __init__(self, patience: int, min_delta: float = 0.01, monitor: str = "val_psnr"):
         self.patience, self.min_delta, self.monitor = patience, min_delta, monitor
         self.best, self.wait, self.stopped_at = -math.inf, 0, None
+        self.curve: list[tuple[int, float]] = []
 
     def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
         if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
             return
         value = float(trainer.callback_metrics[self.monitor])
+        self.curve.append((int(trainer.global_step), value))
         if value > self.best + self.min_delta:
             self.best, self.wait = value, 0
             return
@@ -70,10 +73,28 @@ class StagePlateau(pl.Callback):
             trainer.should_stop = True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "wait": self.wait, "stopped_at": self.stopped_at}
+        return {"best": self.best, "wait": self.wait, "stopped_at": self.stopped_at, "curve": list(self.curve)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.best, self.wait, self.stopped_at = state["best"], state["wait"], state.get("stopped_at")
+        self.curve = [(int(s), float(v)) for s, v in state.get("curve", [])]
+
+
+CONVERGED_DB = 0.1  # the last validations' gain below this: converged
+LAST_VALIDATIONS = 3
+
+
+def convergence(curve: list[tuple[int, float]], k: int = LAST_VALIDATIONS,
+                threshold: float = CONVERGED_DB) -> dict[str, Any]:
+    """Has a run converged? The gain of its last ``k`` validations: their best minus the best before them (dB).
+    Below ``threshold``: ``converged`` True; above: still improving when the budget ended; None with fewer than
+    ``k + 1`` finite validations (too short to tell). Validations are equally spaced in steps, so the test compares
+    equal compute."""
+    values = [v for _, v in curve if math.isfinite(v)]
+    if len(values) <= k:
+        return {"val_gain_last": None, "converged": None}
+    gain = max(values[-k:]) - max(values[:-k])
+    return {"val_gain_last": round(gain, 4), "converged": gain < threshold}
 
 
 class ValCurve(pl.Callback):

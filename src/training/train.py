@@ -182,6 +182,8 @@ def build_trainer(cfg: TrainConfig, ckpt_dir: Path, log_name: str, callbacks: Se
 def _train(cfg: TrainConfig, flt, output: Path, ckpt_dir: Path, threads: int, callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     import pytorch_lightning as pl  # start-up: Lightning only when called
 
+    from src.training.callbacks import convergence  # start-up: Lightning only when called
+
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg)
     data = build_data(cfg, flt)
@@ -218,6 +220,7 @@ def _train(cfg: TrainConfig, flt, output: Path, ckpt_dir: Path, threads: int, ca
         "threads": threads, "train_seconds": round(train_seconds, 1), "epochs": trainer.current_epoch,
         "finish_start": getattr(module, "finish_start", None),
         "best_val_psnr": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+        **convergence(plateau.curve),
     }
     return export(cfg, module, checkpoint.best_model_path, data, flt, output, result, logger)
 
@@ -236,17 +239,19 @@ def export(cfg: TrainConfig, module, best_path: str, data, flt, output: Path, re
     result = {"model": result["model"], "filter": result["filter"], "params": count_parameters(net),
               **{k: v for k, v in result.items() if k not in ("model", "filter")}}
     if cfg.test:
-        from src.evaluation.evaluate import evaluate_images, format_table  # start-up: torch only when called
+        from src.evaluation.evaluate import evaluate_images, failed, format_table  # start-up: torch only when called
 
         rows, mean = evaluate_images(net, flt, data.splits["test"])
         print(format_table(rows, mean))
         result.update({f"test_{k}": v for k, v in mean.items() if k not in ("image", "size")})
+        result["failed"] = failed(mean["psnr"], mean["trivial_psnr"])
     metrics = {k: v for k, v in result.items()
                if isinstance(v, float) and math.isfinite(v) and k.startswith(("test_", "best_"))}
     info = {"data": cfg.data, "crop": cfg.crop, "seed": cfg.seed, "train_seconds": result["train_seconds"],
             "epochs": result["epochs"], "steps": result["steps"], "max_steps": cfg.max_steps,
             "stopped_by": result["stopped_by"], "finish": cfg.finish, "finish_start": result["finish_start"],
-            "threads": result["threads"], "torch": torch.__version__}
+            "threads": result["threads"], "torch": torch.__version__, "converged": result["converged"],
+            "val_gain_last": result["val_gain_last"], "failed": result.get("failed")}
     save_model(output, net, cfg.model, flt.name, flt.params, metrics=metrics, info=info)
     result["checkpoint"] = str(output)
     result["log_dir"] = str(logger.log_dir) if logger and getattr(logger, "log_dir", None) else None
@@ -255,9 +260,28 @@ def export(cfg: TrainConfig, module, best_path: str, data, flt, output: Path, re
     print(f"result: {output} | test PSNR {psnr:.2f} dB" if psnr is not None else f"result: {output}", end="")
     if result.get("test_ssim") is not None:
         print(f", SSIM {result['test_ssim']:.5f}", end="")
+    if result.get("test_trivial_psnr") is not None:
+        print(f" (trivial answer {result['test_trivial_psnr']:.2f} dB)", end="")
     print(f" | {result['steps']} steps ({result['stopped_by']}) in {result['train_seconds']:.0f} s, "
           f"{result['threads']} thread(s)")
+    print(run_verdict(result))
     return result
+
+
+def run_verdict(result: dict[str, Any]) -> str:
+    """One line on how the run ended: failed (no better than the trivial answer), converged or still improving."""
+    from src.evaluation.evaluate import FAILED_DB  # start-up: torch only when called
+    from src.training.callbacks import CONVERGED_DB, LAST_VALIDATIONS  # start-up: Lightning only when called
+
+    if result.get("failed"):
+        return (f"FAILED: test PSNR within {FAILED_DB} dB of the trivial answer "
+                f"({result['test_trivial_psnr']:.2f} dB): the model has not learnt the filter")
+    gain, last = result.get("val_gain_last"), f"the last {LAST_VALIDATIONS} validations"
+    if result.get("converged") is None:
+        return f"convergence: not known (fewer than {LAST_VALIDATIONS + 1} validations)"
+    if result["converged"]:
+        return f"converged: {last} gained {gain:+.3f} dB of val PSNR (< {CONVERGED_DB} dB)"
+    return f"not converged: {last} gained {gain:+.3f} dB of val PSNR (>= {CONVERGED_DB} dB); a larger budget may help"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
