@@ -79,7 +79,7 @@ class UNetGenerator(nn.Module):
         self.out_channels, self.depth, self.output = out_channels, depth, output
         self.size_multiple = self.min_size = 2**depth
         # predict reflects this many pixels onto every side (run_any_size): trained on crops inside photos, the net
-        # had never seen an image edge, and its 4-px frame scored 26.2 dB against 28.9 with the margin (photos, val)
+        # had never seen an image edge: its 4-px frame on the embedded test split, 26.83 dB -> 29.42 with it
         self.context_margin = 16
         # 4x4 stride-2 layers, down then up: a generous bound; in practice the bottleneck sees everything.
         self.receptive_radius = 3 * 2**depth
