@@ -45,6 +45,7 @@ def test_the_study_writes_a_row_per_run_and_a_mean_sd_table_with_the_zero_baseli
     assert [r["arm"] for r in rows] == list(ARMS)
     for r in rows:
         assert float(r["psnr"]) > 0 and float(r["sharpness"]) >= 0 and int(r["steps"]) == 4  # D + G per batch
+        assert 0 < float(r["gradient_psnr"]) < 100
     table = (study / "figures" / "ablation-gan.md").read_text()
     assert "| l1 | 100·L1 only | 1 |" in table and "zero PSNR" in table
     assert (study / "figures" / "ablation-gan.png").stat().st_size > 0
