@@ -16,7 +16,8 @@ DOCUMENTS = {"README.md": (README, 0), "docs/results.md": (RESULTS, 5), "docs/gu
 # The results table's rows: the make target in the model cell -> (evaluation CSV, checkpoint).
 RESULT_ROWS = {"make train": ("eval-sobel.csv", "sobel.ckpt"),
                "make train-autoencoder": ("eval-autoencoder.csv", "autoencoder.ckpt"),
-               "make train-pix2pix-cpu": ("eval-pix2pix.csv", "pix2pix.ckpt")}
+               "make train-pix2pix-cpu": ("eval-pix2pix.csv", "pix2pix.ckpt"),
+               "make train-pix2pix-photos": ("eval-pix2pix-photos.csv", "pix2pix-photos.ckpt")}
 # Where each results row is quoted: every row in the README, the shipped Pix2Pix in docs/results.md too.
 QUOTED_ROWS = [(doc, t) for doc in ("README.md", "docs/results.md") for t in sorted(RESULT_ROWS)]
 NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
@@ -221,3 +222,16 @@ def test_the_guides_soak_figures_are_the_committed_soak():
     for quoted in (f"{first:,} MB after the first job, {last:,} MB after the fiftieth (max {peak:,})",
                    f"**{growth} MB**" if growth < 0 else f"**+{growth} MB**", f"slope of {slope} MB a job"):
         assert quoted in guide, quoted
+
+
+def test_the_pix2pix_photos_table_quotes_its_evaluation_csvs():
+    """docs/results.md "Learned from photographs": each cell is the mean of the committed evaluate output."""
+    header, *rows = next(t for t in markdown_tables(RESULTS) if t[0][:2] == ["checkpoint", "learned from"])
+    columns = {"embedded test split (4)": ("", "psnr"), "Kodak (24)": ("-kodak", "psnr"),
+               "its 4-px frame on Kodak": ("-kodak", "border_psnr")}
+    for row in rows:
+        cells = dict(zip(header, row))
+        stem = cells["checkpoint"].strip("`").removeprefix("models/").removesuffix(".ckpt")
+        for column, (suffix, key) in columns.items():
+            value = eval_mean(f"eval-{stem}{suffix}.csv")[key]
+            assert matches(value, numbers(cells[column])[-1]), (stem, column, cells[column], value)

@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from src.errors import UserError
+from src.io.images import to_uint8
 
 PSNR_CAP = 100.0  # dB reported for an exact match (MSE below 1e-10)
 CHUNK = 1 << 22  # values per step of the PSNR sum (bounded memory at any size)
@@ -105,8 +106,6 @@ def eight_bit_errors(pred: np.ndarray, target: np.ndarray) -> tuple[float, float
     """What a picture saved in 8 bits shows: the largest |error| in units of 1/255, and the share of values whose
     8-bit rendering (:func:`~src.io.images.to_uint8`, as ``write_png``) differs from the target's. Above about
     59 dB of PSNR the second is 0 and differences in PSNR are invisible. ``(nan, nan)`` for a non-finite prediction."""
-    from src.io.images import to_uint8
-
     p, t = np.asarray(pred, np.float32), np.asarray(target, np.float32)
     worst = float(np.max(np.abs(p - t))) * 255.0 if p.size else 0.0
     if not math.isfinite(worst):

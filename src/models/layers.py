@@ -16,9 +16,8 @@ def clamp01_straight_through(x: torch.Tensor) -> torch.Tensor:
 
 def run_any_size(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """Network on ``(B, 3, h, w)`` of any size: reflect-pads up to the network's ``min_size`` and to a
-    multiple of its ``size_multiple`` (the U-Net's ``2**depth``), then crops the output back to ``h x w``.
-    A network with a ``context_margin`` gets at least that many reflected pixels on every side, so the image's
-    edge pixels are computed as inside pixels (reflect-101: OpenCV's default border, the targets')."""
+    multiple of its ``size_multiple`` (the U-Net's ``2**depth``), then crops the output back to ``h x w``; at least
+    ``context_margin`` reflected pixels on every side, so the edge pixels are computed as inside ones (reflect-101)."""
     h, w = x.shape[-2:]
     m, k = int(getattr(net, "min_size", 1)), int(getattr(net, "size_multiple", 1))
     e = 2 * int(getattr(net, "context_margin", 0))
