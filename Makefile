@@ -63,9 +63,9 @@ test: install  ## the whole test suite and the doctests in src/ (CI runs exactly
 test-fast: install  ## the suite without the slow tests (browser, DDP, notebooks, knobs)
 	$(PYTHON) -m pytest -q -m "not slow"
 
-bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel pipeline; a 100 MP tiled run
+bench: install  ## CPU inference MP/s of the default model vs the OpenCV Sobel pipeline; 24 and 100 MP through the predict command -> figures/huge.md
 	$(PYTHON) -m src.bench.speed
-	$(PYTHON) -m src.bench.speed --large 100 --tile 1024
+	$(PYTHON) -m src.bench.huge
 
 bench-loader: install  ## training-loader crops/s, MB/s and peak memory on 5,000 generated 640x480 JPEGs (temp folder) -> figures/loader.md
 	$(PYTHON) -m src.bench.loader

@@ -9,6 +9,10 @@ class UserError(ValueError):
     """Bad input, a missing file, an unknown name: reported as one line, never as a traceback."""
 
 
+class NonFiniteOutput(UserError):
+    """The network produced NaN or infinite values: no image, no score."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message, with the path and the reason for OS and import errors.
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from src.errors import UserError
+from src.errors import NonFiniteOutput, UserError
 from src.inference import predict
 from src.models import build_model, load_model, save_model
 from src.models.bilateral_grid import GRAY, BilateralGridNet, slice_grid
@@ -184,3 +184,21 @@ def test_the_cpu_runtime_follows_weights_changed_in_place():
     after = predict(net, rgb)
     assert np.abs(after - predict(net, rgb, backend="torch")).max() <= 1e-5
     assert np.abs(after - before).max() > 1e-3
+
+
+@pytest.mark.parametrize("tile", [None, 48])
+def test_a_grid_whose_coefficients_overflow_is_refused_before_any_pixel_is_sliced(tile, photo):
+    """The numba runtime proves the output finite from the grid (a few KB) instead of scanning every pixel; a grid
+    that could overflow float32 is refused as the scan would refuse its NaN."""
+    net = perturbed()
+    with torch.no_grad():
+        net.to_grid.bias.fill_(1e38)
+    with pytest.raises(NonFiniteOutput, match="grid's coefficients reach"):
+        predict(net, photo, tile=tile)
+    with pytest.raises(NonFiniteOutput):  # the torch twin, scanned pixel by pixel, agrees
+        predict(net, photo, tile=tile, backend="torch")
+
+
+def test_an_ordinary_grid_passes_the_bound_and_its_output_is_finite(photo):
+    out = predict(perturbed(), photo)
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1

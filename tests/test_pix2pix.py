@@ -37,6 +37,27 @@ def test_dropout_sits_in_the_innermost_decoder_blocks(depth, dropouts):
     assert sum(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in g.modules()) == dropouts
 
 
+def test_a_group_norm_generator_answers_the_same_in_train_and_eval_mode_and_alone_or_in_a_batch(tmp_path):
+    """BatchNorm's eval mode (running statistics of 8-crop batches) collapsed the photos generator; GroupNorm
+    normalises each image by itself, so training sees what inference runs."""
+    torch.manual_seed(0)
+    g = UNetGenerator(depth=5, ngf=8, dropout=0.0, norm="group")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in g.modules())
+    x = torch.rand(3, 3, 64, 64)
+    with torch.no_grad():
+        train_mode = g.train()(x)
+        eval_mode = g.eval()(x)
+        alone = g(x[1:2])
+    assert torch.allclose(train_mode, eval_mode, atol=1e-6) and torch.allclose(alone, eval_mode[1:2], atol=1e-6)
+    loaded = load_model(save_model(tmp_path / "gn.ckpt", g, "pix2pix", "sobel"))
+    assert loaded.config["norm"] == "group" and torch.allclose(loaded(x), eval_mode, atol=1e-6)
+
+
+def test_an_unknown_norm_is_refused():
+    with pytest.raises(ValueError, match="norm 'batch' or 'group'"):
+        UNetGenerator(norm="instance")
+
+
 def test_generator_refuses_sizes_off_its_multiple_with_a_clear_error():
     with pytest.raises(ValueError, match="multiples of 32"):
         UNetGenerator(depth=5, ngf=4)(torch.rand(1, 3, 33, 32))

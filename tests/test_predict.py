@@ -5,7 +5,9 @@ import torch
 
 from src.errors import UserError
 from src.filters import get_filter
+from src.inference.runtime import compiled_copy
 from src.models import CompactNet, SeedAutoencoder, exact_sobel_net
+from src.models.can import ContextAggregationNet
 from src.testing import predict
 
 
@@ -88,3 +90,17 @@ def test_the_readme_import_of_predict_is_callable_in_a_fresh_process_before_and_
             "print(a(net, rgb).shape, b(net, rgb).shape, c(net, rgb).shape)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.stdout.strip() == "(3, 4) (3, 4) (3, 4)", res.stderr
+
+
+def test_a_compiled_network_predicts_what_the_eager_one_does_at_any_size(rng):
+    """``predict(..., compiled=True)`` (``--compile``): one dynamic-size compilation, kept until the net changes."""
+    torch.manual_seed(0)
+    net = ContextAggregationNet(width=4, depth=3).eval()
+    for shape in [(37, 53), (64, 70)]:
+        rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+        assert np.abs(predict(net, rgb, compiled=True) - predict(net, rgb)).max() <= 1e-5
+    first = compiled_copy(net)
+    assert compiled_copy(net) is first  # kept: the compilation is paid once
+    with torch.no_grad():
+        net.head.weight.add_(0.1)
+    assert compiled_copy(net) is not first

@@ -235,3 +235,18 @@ def test_the_pix2pix_photos_table_quotes_its_evaluation_csvs():
         for column, (suffix, key) in columns.items():
             value = eval_mean(f"eval-{stem}{suffix}.csv")[key]
             assert matches(value, numbers(cells[column])[-1]), (stem, column, cells[column], value)
+
+
+def test_the_huge_image_figures_quoted_are_the_committed_bench():
+    """figures/huge.md (`python -m src.bench.huge`): its table as it stands in the guide and results.md, and its 100 MP
+    tiled row in question 1 of the README and of results.md."""
+    huge = (ROOT / "figures" / "huge.md").read_text()
+    table = "\n".join(line for line in huge.splitlines() if line.startswith("|"))
+    for doc in ("guide.md", "results.md"):
+        assert table in (ROOT / "docs" / doc).read_text(), doc
+    row = next(line.split("|") for line in table.splitlines() if "100 MP" in line and "| 1024 |" in line)
+    seconds, input_gib, extra = row[3].strip(), row[5].strip(), row[7].strip().lstrip("+")
+    for text in (README, RESULTS):
+        flat = " ".join(text.split())
+        assert (f"a 100 MP photo in 1024-px tiles took {seconds} s through the command (read, predict, write), its "
+                f"peak memory {extra} GiB above the process and the input's {input_gib} GiB") in flat

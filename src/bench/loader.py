@@ -18,10 +18,8 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ import numpy as np
 from src.cli import run_cli
 from src.errors import UserError
 from src.io.files import atomic_write_bytes, check_writable
-from src.io.memory import PeakRSS
+from src.io.memory import measured
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,31 +85,6 @@ def loader_row(folder: str, workers: int, cache_mb: float, batches: int, crop: i
     train = data.splits["train"]
     return {"setup_s": setup_s, "first_batch_s": first_s, "crops_per_s": batches * batch_size / steady_s,
             "cached": bool(train.cache), "train_images": len(train)}
-
-
-def measured(cmd: list[str], timeout: float = 1200) -> dict:
-    """Run ``cmd``: its wall time, exit code, output and the peak RSS and PSS of its process tree."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    chunks: list[bytes] = []
-
-    def read() -> None:  # drained as it comes, so a chatty child never blocks on a full pipe
-        while chunk := proc.stdout.read1(65536):
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=read, daemon=True)
-    with PeakRSS(proc.pid, every_s=0.2, pss=True) as mem:
-        reader.start()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise UserError(f"timed out after {timeout:.0f} s: {' '.join(cmd)}") from None
-        reader.join()
-    out = b"".join(chunks).decode(errors="replace")
-    return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0, "output": out,
-            "peak_rss_mb": mem.peak / 2**20, "peak_pss_mb": mem.peak_pss / 2**20}
 
 
 def decode_ms(paths: Sequence[Path], n: int = 40) -> float:
@@ -197,7 +170,7 @@ def loader_rows(bench: LoaderBench, folder: Path, subset: Path) -> list[dict]:
             spec = {"folder": str(subset if cached else folder), "workers": workers,
                     "cache_mb": 1e6 if cached else 0, "batches": bench.batches, "crop": bench.crop,
                     "batch_size": bench.batch_size}
-            res = measured([sys.executable, "-m", "src.bench.loader", "--row", json.dumps(spec)])
+            res = measured([sys.executable, "-m", "src.bench.loader", "--row", json.dumps(spec)], cwd=ROOT)
             line = next((ln for ln in res["output"].splitlines() if ln.startswith("ROW ")), None)
             if res["rc"] != 0 or line is None:
                 raise UserError(f"loader row {spec} failed: {res['output'][-500:]}")
@@ -220,7 +193,7 @@ def training_run(bench: LoaderBench, folder: Path, tmp: Path) -> dict:
     for steps in (1, bench.train_steps):  # the whole 1-step run: an upper bound of the time to the first step
         cmd = [sys.executable, *train_cmd, "--output", str(tmp / "m.ckpt"), "--run-dir", str(tmp / "runs")]
         cmd[cmd.index("FOLDER")], cmd[cmd.index("--max-steps") + 1] = str(folder), str(steps)
-        runs[steps] = measured(cmd)
+        runs[steps] = measured(cmd, cwd=ROOT)
         if runs[steps]["rc"] != 0:
             raise UserError(f"training run failed: {runs[steps]['output'][-800:]}")
     res = runs[bench.train_steps]

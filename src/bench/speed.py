@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import functools
+import itertools
 import os
-import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,7 @@ from src.io.timing import interleaved_medians, median_seconds
 from src.models import exact_sobel_net, load_model
 
 BYTES_PER_PIXEL = 7  # uint8 RGB in, float32 out: what any runtime must move at least
+TORCH_RUN = ("can", "pix2pix", "unet", "autoencoder")  # predict runs these in torch: --compile applies
 
 
 def split_copy(nbytes: int, threads: int, pool: ThreadPoolExecutor) -> Callable[[], np.ndarray]:
@@ -164,45 +166,33 @@ def measure(checkpoint: str, sizes: Sequence[float], repeats: int, compile_cpu: 
 
 def shipped_models(sizes: Sequence[float], repeats: int) -> list[dict]:
     """Every shipped checkpoint (``models/*.ckpt``, ``models/operators/*.ckpt``) through ``predict``, default
-    backend, at each size."""
-    rows = []
-    for path in [*sorted(Path("models").glob("*.ckpt")), *sorted(Path("models/operators").glob("*.ckpt"))]:
-        net = load_model(path)
-        for mp in sizes:
-            img = photo(mp)
-            mpx = img.shape[0] * img.shape[1] / 1e6
-            mps = mpx / median_seconds(lambda: predict(net, img), repeats)
-            rows.append(dict(checkpoint=str(path), model=net.meta["model"], megapixels=round(mpx, 2), mps=mps))
-            print(f"{str(path):<40} {mpx:5.2f} MP {mps:8.2f} MP/s", flush=True)
-    return rows + grid_rows(sizes, repeats)
-
-
-def grid_rows(sizes: Sequence[float], repeats: int) -> list[dict]:
-    """The shipped detail-enhance bilateral grid in its torch form (the numba runtime's row is above) and the
-    operator it replaces (``cv2.detailEnhance``), on the same photos."""
+    backend, at each size (torch's networks also ``--compile``d); then the detail-enhance grid in its torch form
+    (its numba runtime's row is above) and the operator it replaces (``cv2.detailEnhance``), on the same photos."""
     from src.filters import get_filter  # start-up: torch only when called
 
-    path = Path("models/operators/detail-enhance.ckpt")
-    if not path.exists():
-        return []
-    net, op = load_model(path), get_filter("detail-enhance")
-    calls = [(f"{path} (torch)", "bilateral-grid", lambda img: predict(net, img, backend="torch")),
-             ("cv2.detailEnhance (the operator)", "OpenCV", op)]
-    rows = []
-    for mp in sizes:
-        img = photo(mp)
+    calls = []
+    for path in [*sorted(Path("models").glob("*.ckpt")), *sorted(Path("models/operators").glob("*.ckpt"))]:
+        net = load_model(path)
+        calls.append((str(path), net.meta["model"], functools.partial(predict, net)))
+        if net.meta["model"] in TORCH_RUN:  # the warm-up call compiles: not timed
+            calls.append((f"{path} (--compile)", net.meta["model"], functools.partial(predict, net, compiled=True)))
+    if (grid := Path("models/operators/detail-enhance.ckpt")).exists():
+        calls += [(f"{grid} (torch)", "bilateral-grid", functools.partial(predict, load_model(grid), backend="torch")),
+                  ("cv2.detailEnhance (the operator)", "OpenCV", get_filter("detail-enhance"))]
+    photos, rows = {mp: photo(mp) for mp in sizes}, []
+    for (label, model, call), img in itertools.product(calls, photos.values()):
         mpx = img.shape[0] * img.shape[1] / 1e6
-        for label, model, call in calls:
-            mps = mpx / median_seconds(lambda: call(img), repeats)
-            rows.append(dict(checkpoint=label, model=model, megapixels=round(mpx, 2), mps=mps))
-            print(f"{label:<40} {mpx:5.2f} MP {mps:8.2f} MP/s", flush=True)
+        mps = mpx / median_seconds(lambda: call(img), repeats)
+        rows.append(dict(checkpoint=label, model=model, megapixels=round(mpx, 2), mps=mps))
+        print(f"{label:<40} {mpx:5.2f} MP {mps:8.2f} MP/s", flush=True)
     return rows
 
 
 def models_markdown(rows: list[dict], repeats: int) -> str:
     return ("\nEvery shipped checkpoint through `predict` (default backend; median of "
             f"{repeats} calls after a warm-up; the learned operators in `models/operators/` run the bilateral grid's "
-            "numba runtime), then the detail-enhance grid in its torch form and the operator itself:\n\n" + markdown_table(
+            "numba runtime; torch's networks also through `--compile`, its compilation in the untimed warm-up), then "
+            "the detail-enhance grid in its torch form and the operator itself:\n\n" + markdown_table(
                 ["checkpoint", "model", "image", "MP/s"],
                 [(f"`{r['checkpoint']}`" if r["checkpoint"].endswith(".ckpt") else r["checkpoint"], r["model"],
                   f"{r['megapixels']:g} MP", f"{r['mps']:.2f}") for r in rows],
@@ -241,12 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--no-models", dest="models", action="store_false",
                     help="leave out the table of every shipped checkpoint's MP/s (sizes up to 4 MP)")
     ap.add_argument("--copy-mb", type=int, default=256, help="size of the copy that measures the bandwidth bound")
-    ap.add_argument("--large", type=float, default=None, metavar="MP",
-                    help="instead: one tiled prediction of an MP-megapixel photo, with time and peak memory")
-    ap.add_argument("--tile", type=int, default=1024, help="tile size for --large")
     args = ap.parse_args(argv)
-    if args.large:
-        return large_image_run(args.checkpoint, args.large, args.tile)
     if args.repeats < 1 or min(args.sizes) <= 0 or args.copy_mb < 1:
         raise UserError("--repeats, --sizes and --copy-mb must be positive")
 
@@ -262,24 +247,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(md, end="")
     print()
     layer_table(photo(1.0), args.repeats)
-    return 0
-
-
-def large_image_run(checkpoint: str, megapixels: float, tile: int) -> int:
-    """Tiled prediction of one huge photo: wall time and the process's peak resident memory."""
-    net = load_model(checkpoint)
-    img = photo(megapixels)
-    t0 = time.perf_counter()
-    predict(net, img[:64, :64], tile=tile)  # the first call loads the compiled kernel: timed apart
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    out = predict(net, img, tile=tile)
-    seconds = time.perf_counter() - t0
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-    h, w = img.shape[:2]
-    print(f"{w}x{h} = {w * h / 1e6:.0f} MP, tiles of {tile}: {seconds:.1f} s ({w * h / 1e6 / seconds:.1f} MP/s), "
-          f"peak RSS {peak_gib:.2f} GiB (input {img.nbytes / 2**30:.2f} GiB uint8, output {out.nbytes / 2**30:.2f} GiB float32); "
-          f"the process's first call (64x64, loads the compiled kernel) took {first:.2f} s")
     return 0
 
 

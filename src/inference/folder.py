@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from src.errors import UserError
-from src.io.images import read_rgb, write_png
+from src.io.images import MAX_PIXELS, read_rgb, write_png, write_png_bands
 
 
 @dataclass
@@ -67,16 +67,19 @@ def is_complete(output: Path, size: tuple[int, int] | None) -> bool:
         return False
 
 
-def _read(path: Path, alpha: str) -> tuple[np.ndarray | UserError, list[str]]:
+def _read(path: Path, alpha: str, max_pixels: int) -> tuple[np.ndarray | UserError, list[str]]:
     """The image and the reader's notes; an unreadable file's error is returned, for the caller to weigh."""
     notes: list[str] = []
     try:
-        return read_rgb(path, alpha=alpha, notes=notes), notes
+        return read_rgb(path, max_pixels=max_pixels, alpha=alpha, notes=notes), notes
     except UserError as exc:
+        if "MP limit" in str(exc):
+            exc = UserError(f"{exc} (--max-mp raises it)")
         return exc, notes
 
 
-def _read_ahead(pool: ThreadPoolExecutor, paths: list[Path], alpha: str, depth: int) -> Iterator[tuple[Path, Future]]:
+def _read_ahead(pool: ThreadPoolExecutor, paths: list[Path], alpha: str, max_pixels: int,
+                depth: int) -> Iterator[tuple[Path, Future]]:
     """``(path, its read in flight)`` in order, keeping up to ``depth`` reads queued on ``pool``."""
     ahead: deque[tuple[Path, Future]] = deque()
     queue = iter(paths)
@@ -86,7 +89,7 @@ def _read_ahead(pool: ThreadPoolExecutor, paths: list[Path], alpha: str, depth: 
             p = next(queue, None)
             if p is None:
                 return
-            ahead.append((p, pool.submit(_read, p, alpha)))
+            ahead.append((p, pool.submit(_read, p, alpha, max_pixels)))
 
     refill()
     while ahead:
@@ -97,8 +100,12 @@ def _read_ahead(pool: ThreadPoolExecutor, paths: list[Path], alpha: str, depth: 
 
 def predict_folder(net: nn.Module, dests: dict[Path, Path], *, run: Callable[[nn.Module, np.ndarray], np.ndarray],
                    alpha: str = "white", bits: int = 8, jobs: int = 1, overwrite: bool = False,
-                   log: Callable[[str], None] = print, progress: bool = True) -> FolderReport:
+                   log: Callable[[str], None] = print, progress: bool = True, stream: bool = False,
+                   max_pixels: int = MAX_PIXELS) -> FolderReport:
     """Predict every input of ``dests`` (input path -> output PNG path) with ``run(net, rgb)``.
+
+    ``stream``: ``run`` returns ``(y0, rows)`` bands (:func:`src.inference.predict.predict_bands`), each
+    deflated into the PNG as it comes, so an output never exists whole in memory (a 100 MP image in tiles).
 
     A single unreadable input, when it is the only one, raises its :class:`UserError` (its reason is the
     error); otherwise unreadable inputs are logged as ``skipped: <reason>`` and counted.
@@ -120,7 +127,7 @@ def predict_folder(net: nn.Module, dests: dict[Path, Path], *, run: Callable[[nn
     say = log if bar.disable else bar.write
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         writes: list[Future] = []
-        for p, fut in _read_ahead(pool, todo, alpha, jobs + 1):
+        for p, fut in _read_ahead(pool, todo, alpha, max_pixels, jobs + 1):
             rgb, notes = fut.result()
             if isinstance(rgb, UserError):
                 if len(dests) == 1:
@@ -132,10 +139,13 @@ def predict_folder(net: nn.Module, dests: dict[Path, Path], *, run: Callable[[nn
             for note in notes:
                 say(f"note: {p}: {note}")
             pred = run(net, rgb)  # NaN/Inf output: UserError, nothing written for it
-            writes.append(pool.submit(write_png, dests[p], pred, bits))
+            if stream:
+                write_png_bands(dests[p], rgb.shape[0], (band for _, band in pred), bits)
+            else:
+                writes.append(pool.submit(write_png, dests[p], pred, bits))
             report.pixels += rgb.shape[0] * rgb.shape[1]
             report.written += 1
-            say(f"{p} -> {dests[p]}  ({pred.shape[1]}x{pred.shape[0]})")
+            say(f"{p} -> {dests[p]}  ({rgb.shape[1]}x{rgb.shape[0]})")
             bar.update()
             while writes and (writes[0].done() or len(writes) > 2 * jobs):  # bounded: finished images waiting
                 writes.pop(0).result()  # an encoding or disk error surfaces here

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import threading
-import weakref
 from typing import Callable, NamedTuple
 
 import numba
@@ -19,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from src.errors import NonFiniteOutput
+from src.inference.runtime import kept
 from src.models.bilateral_grid import BilateralGridNet
 
 
@@ -51,19 +52,10 @@ def _scratch(name: str, shape: tuple[int, ...]) -> np.ndarray:
     return kept
 
 
-_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # net -> (its parameters' versions, its copy)
-
-
 def _channels_last_copy(net: nn.Module) -> nn.Module:
     """``net`` with channels-last weights, so each convolution's output stays channels-last (with the weights as
-    they are, oneDNN returns NCHW and every next layer converts: 2x slower). Kept per net until a parameter
-    changes (``_version`` counts in-place writes: an optimiser step, ``load_state_dict``)."""
-    versions = tuple(p._version for p in net.parameters())
-    kept = _COPIES.get(net)
-    if kept is None or kept[0] != versions:
-        kept = versions, copy.deepcopy(net).to(memory_format=torch.channels_last)
-        _COPIES[net] = kept
-    return kept[1]
+    they are, oneDNN returns NCHW and every next layer converts: 2x slower). Kept until ``net`` changes."""
+    return kept(net, "channels-last", lambda: copy.deepcopy(net).to(memory_format=torch.channels_last))
 
 
 class Grid(NamedTuple):
@@ -117,6 +109,17 @@ def grid_slicer(net: nn.Module) -> Callable | None:
         layer = net.to_grid.weight.view(net.to_grid.out_channels, -1).t().float().numpy().copy()  # (F, bins * K)
         bias = net.to_grid.bias.float().numpy().copy()
 
+    def check_finite(grid: Grid) -> None:
+        """Raise :class:`NonFiniteOutput` unless every pixel's output is finite, from the grid alone (not the image):
+        each coefficient is a convex blend of the grid's, at most ``max|bias| + sum_c max|f_c| max|w_c|``, and an
+        output is four of them times values in [0, 1] (the guide's weights are finite once loaded)."""
+        peaks = np.abs(grid.features).reshape(-1, grid.features.shape[-1]).max(axis=0, initial=0.0).astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            bound = float(peaks @ np.abs(layer).max(axis=1) + np.abs(bias).max())
+        if not 4 * bound < np.finfo(np.float32).max:  # NaN fails this too
+            raise NonFiniteOutput(f"the grid's coefficients reach {bound:.3g}: the network's output would hold NaN or "
+                                  "infinite values (nothing written)")
+
     def run(grid: Grid, rgb: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
         (h, w), (y, x) = rgb.shape[:2], offset
         zmap = NO_GUIDE if grid.zmap is None else grid.zmap[y : y + h, x : x + w]
@@ -126,6 +129,7 @@ def grid_slicer(net: nn.Module) -> Callable | None:
                              *net.extent(size), chunks)
         return out.transpose(2, 0, 1)
 
+    run.check_finite = check_finite
     return run
 
 
@@ -137,7 +141,9 @@ def grid_runner(net: nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
         return None
 
     def run(rgb: np.ndarray) -> np.ndarray:
-        return slicer(grid_features(net, rgb, keep_guide=True), rgb, (0, 0), rgb.shape[:2])
+        grid = grid_features(net, rgb, keep_guide=True)
+        slicer.check_finite(grid)
+        return slicer(grid, rgb, (0, 0), rgb.shape[:2])
 
-    run.clamped = True
+    run.clamped = run.finite = True  # finite: checked on the grid, not pixel by pixel
     return run

@@ -13,27 +13,28 @@ import sys
 import types
 from collections import Counter
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from src.cli import run_cli
-from src.errors import UserError
+from src.errors import NonFiniteOutput, UserError
 from src.inference.folder import predict_folder
 from src.inference.grid_runtime import grid_features, grid_runner, grid_slicer
-from src.inference.runtime import cuda_runner, fused_runner, numba_runner
+from src.inference.runtime import compiled_copy, cuda_runner, fused_runner, numba_runner
 from src.io.files import check_writable
-from src.io.images import ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, list_images, to_rgb_uint8
+from src.io.images import ALPHA_BACKGROUNDS, IMAGE_SUFFIXES, MAX_PIXELS, list_images, to_rgb_uint8
 from src.models.checkpoint import check_device, load_model
 from src.models.layers import run_any_size
 
 BACKENDS = ("auto", "torch", "numba", "opencv")
 
 
-def _tile_runner(net: nn.Module, backend: str):
-    """``f(rgb uint8 (h, w, 3)) -> float32 (C, h, w)`` for the chosen backend."""
+def _tile_runner(net: nn.Module, backend: str, compiled: bool = False):
+    """``f(rgb uint8 (h, w, 3)) -> float32 (C, h, w)`` for the chosen backend; ``compiled``: torch's networks
+    through ``torch.compile`` (the compact net and the bilateral grid run their own compiled kernels anyway)."""
     if backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
     # a converted int8 module may hold no parameters at all, only buffers (or nothing: then the CPU)
@@ -59,65 +60,107 @@ def _tile_runner(net: nn.Module, backend: str):
     # Wide convolutions (the CAN) run ~1.5-2x faster on the CPU in channels-last layout (oneDNN's native
     # one); a channels-last input is enough, and the network's own tensors stay untouched.
     channels_last = device.type == "cpu" and getattr(net, "prefers_channels_last", False)
+    model = compiled_copy(net) if compiled else net
 
     def run(rgb: np.ndarray) -> np.ndarray:
+        nonlocal model
         x = _to_batch(rgb, device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        return run_any_size(net, x)[0].float().cpu().numpy()
+        try:
+            y = run_any_size(model, x)
+        except Exception as exc:  # torch.compile fails at the first call (no C compiler, an unsupported op)
+            if model is net:
+                raise
+            print(f"note: torch.compile failed, running eager ({str(exc).strip().splitlines()[0][:200]})")
+            model = net
+            y = run_any_size(net, x)
+        return y[0].float().cpu().numpy()
 
     return run
 
 
 @torch.inference_mode()
-def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: str = "auto") -> np.ndarray:
+def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: str = "auto",
+            compiled: bool = False) -> np.ndarray:
     """Run ``net`` on one image at native resolution.
 
     ``rgb``: ``(H, W, 3)`` uint8 (gray, RGBA and 16-bit arrays are converted), any ``H, W >= 1``.
     Returns float32 ``(H, W)`` (or ``(H, W, C)`` for multi-channel filters) in [0, 1], same size.
     With ``tile=N`` the image goes through in ``N x N`` tiles, each with a halo of the network's
-    receptive radius, so the result equals the whole-image one while memory is bounded by the tile;
-    networks with ``blend_tiles`` (the U-Net, whose output depends on the whole input) get overlapping
-    tiles cross-faded by :func:`predict_blended` instead (close to, not equal to, the whole image).
+    receptive radius, so the result equals the whole-image one while the working memory is bounded by
+    the tile; networks with ``blend_tiles`` (the U-Net, whose output depends on the whole input) get
+    overlapping tiles cross-faded by :func:`blended_bands` instead (close to, not equal to, the whole
+    image). :func:`predict_bands` gives the same result band by band, for output that never exists whole.
+    ``compiled``: a torch network (the CAN, the U-Net, the autoencoder) through ``torch.compile`` (dynamic
+    sizes, kept for the next call): ~1.9x for the CAN after a first call of ~20 s (~4 s with the cache warm).
 
     >>> from src.models import exact_sobel_net
     >>> predict(exact_sobel_net(), np.zeros((7, 9, 3), np.uint8)).shape
     (7, 9)
     """
+    out = None
+    for y0, band in predict_bands(net, rgb, tile, backend, compiled):
+        if y0 == 0 and band.shape[0] == rgb.shape[0]:
+            return band  # the whole image in one piece: no copy
+        if out is None:
+            out = np.empty((rgb.shape[0], *band.shape[1:]), np.float32)
+        out[y0 : y0 + band.shape[0]] = band
+    return out
+
+
+@torch.inference_mode()
+def predict_bands(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: str = "auto",
+                  compiled: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`predict`'s result as ``(y0, rows)`` from the top: float32 ``(h, W)`` or ``(h, W, C)`` bands, one
+    per row of tiles (the whole image when ``tile`` is None or covers it), each checked finite and clipped.
+
+    What the CLI streams to disk (:func:`src.io.images.write_png_bands`): the output of a 100 MP image
+    never exists whole, only the input and a band of ``tile`` rows (plus a blend's overlap).
+    """
     rgb = to_rgb_uint8(rgb)
     if tile is not None and tile < 1:
         raise UserError(f"tile must be a positive number of pixels, got {tile}")
-    run = _tile_runner(net, backend)
+    run = _tile_runner(net, backend, compiled)
     H, W = rgb.shape[:2]
     if tile is None or (H <= tile and W <= tile):
-        out = run(rgb)
+        bands: Iterator[tuple[int, np.ndarray]] = iter([(0, run(rgb))])
     elif getattr(net, "blend_tiles", False):
-        out = predict_blended(run, rgb, tile)
+        bands = blended_bands(run, rgb, tile)
     elif getattr(net, "whole_image_context", False):
-        out = predict_sliced(net, rgb, tile, backend)
+        bands = sliced_bands(net, rgb, tile, backend)
     else:
-        halo = getattr(net, "receptive_radius", None)
-        if halo is None:
-            raise UserError(f"{type(net).__name__} does not state its receptive_radius; tiled prediction needs it")
-        out = None
-        for y0 in range(0, H, tile):
-            for x0 in range(0, W, tile):
-                y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
-                ya, xa = max(0, y0 - halo), max(0, x0 - halo)
-                yb, xb = min(H, y1 + halo), min(W, x1 + halo)
-                res = run(np.ascontiguousarray(rgb[ya:yb, xa:xb]))
-                if out is None:
-                    out = np.empty((res.shape[0], H, W), dtype=np.float32)
-                out[:, y0:y1, x0:x1] = res[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
-    if not getattr(run, "finite", False):  # the fused CPU runtime's output is finite by its weights' bound
-        check_finite_output(out)
-    if not getattr(run, "clamped", False):  # the fused runtimes clamp as they write
-        out = np.clip(out, 0.0, 1.0, out=out)
-    return out[0] if out.shape[0] == 1 else np.ascontiguousarray(out.transpose(1, 2, 0))
+        bands = halo_bands(run, rgb, tile, getattr(net, "receptive_radius", None), type(net).__name__)
+    for y0, band in bands:  # (C, h, W)
+        if not getattr(run, "finite", False):  # the fused CPU runtimes prove it: from the weights, or the grid
+            check_finite_output(band)
+        if not getattr(run, "clamped", False):  # the fused runtimes clamp as they write
+            band = np.clip(band, 0.0, 1.0, out=band)
+        yield y0, band[0] if band.shape[0] == 1 else np.ascontiguousarray(band.transpose(1, 2, 0))
 
 
-class NonFiniteOutput(UserError):
-    """The network produced NaN or infinite values: no image, no score."""
+def halo_bands(run, rgb: np.ndarray, tile: int, halo: int | None, name: str) -> Iterator[tuple[int, np.ndarray]]:
+    """Tiles cut with a halo of the receptive radius: each row of tiles equals those rows of the whole image.
+    A runner that bands its own work (``whole_rows``: the compact net's numba pass) takes each row of tiles
+    whole, up to 16 tiles wide: its input rows are a view and its output rows are the band, no copies."""
+    if halo is None:
+        raise UserError(f"{name} does not state its receptive_radius; tiled prediction needs it")
+    H, W = rgb.shape[:2]
+    whole_rows = getattr(run, "whole_rows", False) and W <= 16 * tile
+    for y0 in range(0, H, tile):
+        y1, band = min(y0 + tile, H), None
+        ya, yb = max(0, y0 - halo), min(H, y1 + halo)
+        if whole_rows:
+            yield y0, run(np.ascontiguousarray(rgb[ya:yb]))[:, y0 - ya : y1 - ya]
+            continue
+        for x0 in range(0, W, tile):
+            x1 = min(x0 + tile, W)
+            xa, xb = max(0, x0 - halo), min(W, x1 + halo)
+            res = run(np.ascontiguousarray(rgb[ya:yb, xa:xb]))
+            if band is None:
+                band = np.empty((res.shape[0], y1 - y0, W), np.float32)
+            band[:, :, x0:x1] = res[:, y0 - ya : y1 - ya, x0 - xa : x1 - xa]
+        yield y0, band
 
 
 def check_finite_output(out: np.ndarray) -> None:
@@ -148,47 +191,57 @@ def _starts(length: int, tile: int, step: int) -> list[int]:
     return starts + [length - tile]
 
 
-def predict_sliced(net: nn.Module, rgb: np.ndarray, tile: int, backend: str = "auto") -> np.ndarray:
+def sliced_bands(net: nn.Module, rgb: np.ndarray, tile: int, backend: str = "auto") -> Iterator[tuple[int, np.ndarray]]:
     """Networks whose context comes from the whole image at low resolution (the bilateral grid): the grid once
     from the whole image, then each ``tile x tile`` tile sliced from it, which equals the whole-image result."""
     device = next(net.parameters()).device
     slicer = grid_slicer(net) if backend in ("auto", "numba") else None
     grid = grid_features(net, rgb) if slicer is not None else net.grid_of(_to_batch(rgb, device))
+    if slicer is not None:
+        slicer.check_finite(grid)
     H, W = rgb.shape[:2]
-    out = np.empty((net.out_channels, H, W), np.float32)
     for y0 in range(0, H, tile):
+        y1 = min(y0 + tile, H)
+        band = np.empty((net.out_channels, y1 - y0, W), np.float32)
         for x0 in range(0, W, tile):
-            y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
+            x1 = min(x0 + tile, W)
             part = np.ascontiguousarray(rgb[y0:y1, x0:x1])
             if slicer is not None:
-                out[:, y0:y1, x0:x1] = slicer(grid, part, (y0, x0), (H, W))
+                band[:, :, x0:x1] = slicer(grid, part, (y0, x0), (H, W))
             else:
-                out[:, y0:y1, x0:x1] = net.apply(grid, _to_batch(part, device), (y0, x0), (H, W))[0].float().cpu().numpy()
-    return out
+                band[:, :, x0:x1] = net.apply(grid, _to_batch(part, device), (y0, x0), (H, W))[0].float().cpu().numpy()
+        yield y0, band
 
 
-def predict_blended(run, rgb: np.ndarray, tile: int, overlap: int | None = None) -> np.ndarray:
+def blended_bands(run, rgb: np.ndarray, tile: int, overlap: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Overlapping ``tile x tile`` tiles (overlap ``tile // 4`` by default) blended with smooth weights.
 
     For networks whose output depends on the whole input (the Pix2Pix U-Net), where cutting tiles at a
     halo cannot reproduce the whole-image result: seams are cross-faded instead. ``run``: rgb -> (C, h, w).
+    Rows are yielded once no later tile reaches them; only the rows still shared with the next row of
+    tiles are kept.
     """
     H, W = rgb.shape[:2]
     overlap = tile // 4 if overlap is None else overlap
-    out = weight = None
-    for y0 in _starts(H, tile, tile - overlap):
+    ys = _starts(H, tile, tile - overlap)
+    acc = weight = None  # sums for the rows [ys[i], ...) not yielded yet
+    for i, y0 in enumerate(ys):
+        y1, y_next = min(y0 + tile, H), (ys[i + 1] if i + 1 < len(ys) else H)
+        wy = _window(y1 - y0, overlap, y0 > 0, y1 < H)
         for x0 in _starts(W, tile, tile - overlap):
-            y1, x1 = min(y0 + tile, H), min(x0 + tile, W)
+            x1 = min(x0 + tile, W)
             res = run(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
-            wy = _window(y1 - y0, overlap, y0 > 0, y1 < H)
-            wx = _window(x1 - x0, overlap, x0 > 0, x1 < W)
-            w2 = wy[:, None] * wx[None, :]
-            if out is None:
-                out = np.zeros((res.shape[0], H, W), np.float32)
-                weight = np.zeros((H, W), np.float32)
-            out[:, y0:y1, x0:x1] += res * w2
-            weight[y0:y1, x0:x1] += w2
-    return out / np.maximum(weight, 1e-12)
+            w2 = wy[:, None] * _window(x1 - x0, overlap, x0 > 0, x1 < W)[None, :]
+            if acc is None:  # every row of tiles is as tall as the first
+                acc, weight = np.zeros((res.shape[0], y1 - y0, W), np.float32), np.zeros((y1 - y0, W), np.float32)
+            acc[:, :, x0:x1] += res * w2
+            weight[:, x0:x1] += w2
+        done = y_next - y0
+        yield y0, acc[:, :done] / np.maximum(weight[:done], 1e-12)
+        keep = y1 - y_next  # rows the next row of tiles also covers
+        acc2, weight2 = np.zeros_like(acc), np.zeros_like(weight)
+        acc2[:, :keep], weight2[:keep] = acc[:, done : done + keep], weight[done : done + keep]
+        acc, weight = acc2, weight2
 
 
 def _to_batch(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -224,10 +277,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--checkpoint", required=True, help="a checkpoint written by training (models/*.ckpt)")
     ap.add_argument("--input", required=True, help="an image file or a folder of images (recursive)")
     ap.add_argument("--output", required=True, help="folder for the predictions (PNG, same size as the input)")
-    ap.add_argument("--tile", type=int, default=None, help="process in N x N tiles (bounded memory, same result)")
+    ap.add_argument("--tile", type=int, default=None,
+                    help="process in N x N tiles, the PNG written band by band as they come (bounded memory, same result)")
+    ap.add_argument("--max-mp", type=float, default=MAX_PIXELS / 1e6,
+                    help="refuse inputs over this many megapixels (a guard against decompression bombs; default %(default)g)")
     ap.add_argument("--png16", action="store_true", help="write 16-bit PNGs instead of 8-bit")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     ap.add_argument("--backend", default="auto", choices=BACKENDS, help="auto: the compact net's one-pass numba kernel on CPU (opencv: its OpenCV row bands)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the network (CAN, U-Net, autoencoder): ~1.9x for the CAN after a first call "
+                         "of ~20 s (~4 s once inductor's cache is warm); pays over many or large images")
     ap.add_argument("--alpha", default="white", choices=sorted(ALPHA_BACKGROUNDS),
                     help="background that transparent pixels are composited over (as a viewer shows them)")
     ap.add_argument("--jobs", type=int, default=1, help="threads decoding and encoding images beside the network")
@@ -240,6 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_device(args.device)
     if args.tile is not None and args.tile < 1:
         raise UserError(f"--tile must be a positive number of pixels, got {args.tile}")
+    if not args.max_mp > 0:
+        raise UserError(f"--max-mp must be a positive number of megapixels, got {args.max_mp:g}")
     net = load_model(args.checkpoint, device=args.device)
     src = Path(args.input)
     paths, _ = list_images(src)
@@ -248,9 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out_dir = Path(args.output)
     dests = output_names(paths, src, out_dir)
     check_writable(out_dir)
-    report = predict_folder(net, dests, run=lambda n, rgb: predict(n, rgb, tile=args.tile, backend=args.backend),
-                            alpha=args.alpha, bits=16 if args.png16 else 8, jobs=args.jobs, overwrite=args.overwrite,
-                            progress=not args.no_progress)
+    stream = args.tile is not None  # tiles: each band deflated into the PNG as it comes, never the whole output
+    run = (lambda n, rgb: predict_bands(n, rgb, tile=args.tile, backend=args.backend, compiled=args.compile)) \
+        if stream else (lambda n, rgb: predict(n, rgb, backend=args.backend, compiled=args.compile))
+    report = predict_folder(net, dests, run=run, alpha=args.alpha, bits=16 if args.png16 else 8, jobs=args.jobs,
+                            overwrite=args.overwrite, progress=not args.no_progress, stream=stream,
+                            max_pixels=int(args.max_mp * 1e6))
     failures = len(report.failed)
     print(report.summary())
     if failures == len(paths):

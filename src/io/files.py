@@ -5,11 +5,13 @@ May import: :mod:`src.errors` only.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import re
 import tempfile
 import time
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from src.errors import UserError
 
@@ -88,11 +90,14 @@ def _remove_own_temps() -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place.
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file that appears under ``path`` only when the ``with`` block ends without an error.
 
-    The one writer of the project's outputs: a reader never sees a half-written file, and a temporary
-    file left by a killed run is cleaned up by the next write into that folder.
+    The one writer of the project's outputs: it writes a temporary file beside ``path`` and renames it
+    into place, so a reader never sees a half-written file; an error (or a kill) inside the block leaves
+    nothing under ``path``, and a temporary file left by a killed run is cleaned up by the next write
+    into that folder. Streams (a huge image's PNG written band by band) write through it as they go.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +106,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     _live_temps.add(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
@@ -109,3 +114,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
     finally:
         _live_temps.discard(tmp)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_open`)."""
+    with atomic_open(path) as f:
+        f.write(data)

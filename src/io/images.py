@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from src.errors import UserError
-from src.io.files import atomic_write_bytes
+from src.io.files import atomic_open, atomic_write_bytes
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 # Refuse before decoding: a 50 MP limit guards against decompression bombs (a tiny file, a huge canvas).
@@ -126,8 +129,10 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, alpha: str =
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > max_pixels:
-                    raise UserError(f"{path}: {w}x{h} = {w * h / 1e6:.1f} MP is over the {max_pixels / 1e6:.0f} MP limit")
+                    raise UserError(f"{path}: {w}x{h} = {w * h / 1e6:.1f} MP is over the {max_pixels / 1e6:g} MP limit")
                 frames = getattr(im, "n_frames", 1)
+                if (rgb := _read_plain_png(path, im)) is not None:
+                    return rgb
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 rgb = _pil_to_rgb(im, alpha, notes)
@@ -144,6 +149,18 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, alpha: str =
     if frames > 1:
         _note(notes, f"{frames} frames: the first one is used")
     return rgb
+
+
+def _read_plain_png(path: Path, im: Image.Image) -> np.ndarray | None:
+    """An 8-bit RGB PNG (no transparency, no EXIF) decoded by OpenCV straight into the one array it
+    becomes: Pillow's route holds its own 4-byte-a-pixel copy and a bytes copy besides (a 100 MP photo: 1 GB
+    for 0.3 GB of pixels). Lossless, so the pixels are Pillow's; None for anything else."""
+    if im.format != "PNG" or im.mode != "RGB" or "transparency" in im.info or "exif" in im.info:
+        return None  # (Pillow's getexif would decode the whole image to look for an orientation after it)
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    if bgr is None or bgr.shape[:2] != (im.height, im.width):
+        return None  # let Pillow's reader say what is wrong with it
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr)
 
 
 def _pil_to_rgb(im: Image.Image, alpha: str, notes: list[str] | None) -> np.ndarray:
@@ -190,15 +207,60 @@ def list_images(root: str | os.PathLike) -> tuple[list[Path], int]:
 
 def write_png(path: str | os.PathLike, image: np.ndarray, bits: int = 8) -> None:
     """Write a float ``[0, 1]`` image ``(H, W)`` or ``(H, W, 3)`` as an 8- or 16-bit PNG, atomically."""
-    scale = 255.0 if bits == 8 else 65535.0
-    dtype = np.uint8 if bits == 8 else np.uint16
-    q = np.round(np.clip(image, 0.0, 1.0) * scale).astype(dtype)
+    q = quantize(image, bits)
     if q.ndim == 3:
         q = cv2.cvtColor(q, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(".png", q)
     if not ok:
         raise UserError(f"{path}: could not encode PNG")
     atomic_write_bytes(path, buf.tobytes())
+
+
+def quantize(image: np.ndarray, bits: int = 8) -> np.ndarray:
+    """Float ``[0, 1]`` -> the 8- or 16-bit integers a PNG stores (rounded half to even, clipped)."""
+    scale, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
+    q = np.clip(image, 0.0, 1.0)  # the one float copy: a band of a huge image, or a whole one
+    q *= np.asarray(scale, q.dtype)
+    return np.round(q, out=q).astype(dtype)
+
+
+def write_png_bands(path: str | os.PathLike, height: int, bands: Iterable[np.ndarray], bits: int = 8,
+                    level: int = 1) -> None:
+    """Write a PNG band by band, so a huge image never exists whole in memory: ``bands`` yields float ``[0, 1]``
+    rows ``(h, W)`` or ``(h, W, 3)`` from the top, ``height`` rows in all. Pixels equal :func:`write_png`'s.
+
+    Rows are PNG-filtered with "Up" (the byte above subtracted) and deflated as they come (zlib ``level``);
+    the file appears atomically at the end; an error from ``bands`` (or a wrong row count) leaves nothing.
+    """
+    crc = zlib.crc32
+    with atomic_open(path) as f:
+        def chunk(kind: bytes, data: bytes) -> None:
+            f.write(struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc(kind + data)))
+
+        z, prev, rows = zlib.compressobj(level), None, 0
+        for band in bands:
+            q = quantize(band, bits)
+            if bits == 16:
+                q = q.astype(">u2")
+            if prev is None:  # the header, from the first band's width and channels
+                channels = 1 if q.ndim == 2 else q.shape[2]
+                if channels not in (1, 3):
+                    raise UserError(f"{path}: expected gray or RGB rows, got shape {band.shape}")
+                f.write(b"\x89PNG\r\n\x1a\n")
+                chunk(b"IHDR", struct.pack(">IIBBBBB", q.shape[1], height, bits, 0 if channels == 1 else 2, 0, 0, 0))
+                prev = np.zeros(q.shape[1] * channels * (bits // 8), np.uint8)
+            raw = q.reshape(q.shape[0], -1).view(np.uint8)
+            filtered = np.empty((raw.shape[0], raw.shape[1] + 1), np.uint8)
+            filtered[:, 0] = 2  # filter type Up
+            np.subtract(raw[:1], prev, out=filtered[:1, 1:])
+            np.subtract(raw[1:], raw[:-1], out=filtered[1:, 1:])
+            prev, rows = raw[-1].copy(), rows + raw.shape[0]
+            if data := z.compress(filtered):
+                chunk(b"IDAT", data)
+        if rows != height or prev is None:
+            raise UserError(f"{path}: got {rows} rows of an image {height} rows high (nothing written)")
+        chunk(b"IDAT", z.flush())
+        chunk(b"IEND", b"")
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

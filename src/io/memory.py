@@ -1,12 +1,17 @@
-"""Memory of a process tree (Linux /proc): resident set size now, and its peak sampled in a thread.
+"""Memory of a process tree (Linux /proc): resident set size now, its peak sampled in a thread, and a command
+run with its time and peaks.
 
-May import: nothing from ``src``.
+May import: :mod:`src.errors`.
 """
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
+from pathlib import Path
+
+from src.errors import UserError
 
 
 def rss_bytes(pid: int, pss: bool = False) -> int:
@@ -50,3 +55,32 @@ class PeakRSS:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def measured(cmd: list[str], cwd: str | os.PathLike | None = None, timeout: float = 1200) -> dict:
+    """Run ``cmd``: its wall time, exit code, output, the peak RSS and PSS of its process tree (sampled every
+    0.2 s) and the exact peak RSS of its own process (the kernel's count, read when it exits)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    chunks: list[bytes] = []
+
+    def read() -> None:  # drained as it comes, so a chatty child never blocks on a full pipe
+        while chunk := proc.stdout.read1(65536):
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    with PeakRSS(proc.pid, every_s=0.2, pss=True) as mem:
+        reader.start()
+        while not (waited := os.wait4(proc.pid, os.WNOHANG))[0]:  # wait4: the exited child's own peak
+            if time.perf_counter() - t0 > timeout:
+                proc.kill()
+                proc.wait()
+                raise UserError(f"timed out after {timeout:.0f} s: {' '.join(cmd)}")
+            time.sleep(0.02)
+        proc.returncode = os.waitstatus_to_exitcode(waited[1])
+        reader.join()
+    out = b"".join(chunks).decode(errors="replace")
+    return {"rc": proc.returncode, "wall_s": time.perf_counter() - t0, "output": out,
+            "peak_rss_mb": mem.peak / 2**20, "peak_pss_mb": mem.peak_pss / 2**20,
+            "max_rss_mb": waited[2].ru_maxrss / 2**10}  # KiB on Linux

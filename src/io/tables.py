@@ -5,9 +5,11 @@ May import: :mod:`src.errors`, :mod:`src.io.files`.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import os
 import statistics
+import subprocess
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -81,3 +83,13 @@ def mean_sd(values: Sequence[float], digits: int) -> str:
     if len(v) < 2:
         return f"{statistics.fmean(v):.{digits}f}"
     return f"{statistics.fmean(v):.{digits}f} ± {statistics.stdev(v):.{digits}f}"
+
+
+def stamp() -> str:
+    """Where a generated table comes from: ``at commit abc1234, 2026-12-07``."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return f"at commit {commit}, {datetime.date.today().isoformat()}"

@@ -234,7 +234,7 @@ LIMITS: dict[str, dict[str, tuple]] = {
     "can": {"in_channels": _CHANNELS, "width": (int, 1, 256), "depth": (int, 3, 16), "norm": (bool, (True, False)),
             "residual": (bool, (True, False, None))},
     "pix2pix": {"in_channels": _CHANNELS, "depth": (int, 2, 10), "ngf": (int, 1, 128), "dropout": (float, 0.0, 1.0),
-                "output": (str, ("clamp", "tanh"))},
+                "output": (str, ("clamp", "tanh")), "norm": (str, ("batch", "group"))},
 }
 LIMITS["unet"] = LIMITS["pix2pix"]
 LIMITS["bilateral-grid"] = LIMITS["hdrnet"] = {

@@ -26,24 +26,27 @@ def unet_depth(train_size: int) -> int:
     return int(math.log2(train_size))
 
 
+def _norm(kind: str, channels: int) -> nn.Module:  # group: the same in eval mode (BatchNorm's collapsed there)
+    return nn.BatchNorm2d(channels) if kind == "batch" else nn.GroupNorm(math.gcd(32, channels), channels)
+
+
 class _SkipBlock(nn.Module):
     """``x -> cat([x, up(inner(down(x)))])``: one level of the U, from the outside in."""
 
     def __init__(self, outer: int, inner: int, sub: nn.Module | None, in_channels: int | None = None,
-                 out_channels: int | None = None, dropout: float = 0.0):
+                 out_channels: int | None = None, dropout: float = 0.0, norm: str = "batch"):
         super().__init__()
         outermost, innermost = out_channels is not None, sub is None
-        in_channels = in_channels or outer
-        down = [nn.Conv2d(in_channels, inner, 4, 2, 1, bias=False)]
+        down = [nn.Conv2d(in_channels or outer, inner, 4, 2, 1, bias=False)]
         if not outermost:  # the first layer has no activation before it and no norm after it
             down = [nn.LeakyReLU(0.2, inplace=True), *down]
         if not outermost and not innermost:
-            down.append(nn.BatchNorm2d(inner))
+            down.append(_norm(norm, inner))
         up_in = inner if innermost else 2 * inner
         up_out = out_channels if outermost else outer
         up = [nn.ReLU(inplace=True), nn.ConvTranspose2d(up_in, up_out, 4, 2, 1, bias=outermost)]
         if not outermost:
-            up.append(nn.BatchNorm2d(outer))
+            up.append(_norm(norm, outer))
             if dropout:
                 up.append(nn.Dropout(dropout))
         self.outermost = outermost
@@ -56,37 +59,34 @@ class _SkipBlock(nn.Module):
 
 class UNetGenerator(nn.Module):
     """The Pix2Pix U-Net: ``depth`` 4x4 stride-2 convolutions down to 1x1 (for a ``2**depth`` crop) and back,
-    with a skip connection at every level, BatchNorm, and dropout in the innermost decoder blocks.
+    a skip connection at every level, BatchNorm (``norm="group"``: GroupNorm), dropout in the innermost decoder.
 
     Channels ``ngf, 2ngf, 4ngf, 8ngf, 8ngf, ...``; like the reference, dropout 0.5 sits in the ``depth - 5``
-    decoder blocks next to the innermost one (2 for the 128-pixel net, 3 for 256), at least one.
-    The output goes through a straight-through clamp to [0, 1] (``output="clamp"``, default): Sobel
-    targets are 0 over most of an image, where a tanh would saturate. ``output="tanh"`` is the paper's
-    ``(tanh + 1) / 2``.
+    decoder blocks next to the innermost one (2 for the 128-pixel net, 3 for 256), at least one. The output
+    goes through a straight-through clamp to [0, 1] (``output="clamp"``, default): Sobel targets are 0 over
+    most of an image, where a tanh would saturate. ``output="tanh"`` is the paper's ``(tanh + 1) / 2``.
     """
 
     blend_tiles = True  # the bottleneck sees the whole input: tiles are blended, not cut at the halo
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, depth: int = 7, ngf: int = 64,
-                 dropout: float = 0.5, output: str = "clamp"):
+                 dropout: float = 0.5, output: str = "clamp", norm: str = "batch"):
         super().__init__()
-        if depth < 2:
-            raise ValueError(f"depth must be at least 2, got {depth}")
-        if output not in ("clamp", "tanh"):
-            raise ValueError(f"output must be 'clamp' or 'tanh', got {output!r}")
+        if depth < 2 or output not in ("clamp", "tanh") or norm not in ("batch", "group"):
+            raise ValueError(f"need depth >= 2, output 'clamp' or 'tanh', norm 'batch' or 'group'; got {depth}, "
+                             f"{output!r}, {norm!r}")
         self.config = dict(in_channels=in_channels, out_channels=out_channels, depth=depth, ngf=ngf,
-                           dropout=dropout, output=output)
+                           dropout=dropout, output=output, norm=norm)
         self.out_channels, self.depth, self.output = out_channels, depth, output
         self.size_multiple = self.min_size = 2**depth
         self.context_margin = 16  # reflected onto every side by predict: the 4-px frame 26.83 -> 29.42 dB (test split)
-        # 4x4 stride-2 layers, down then up: a generous bound; in practice the bottleneck sees everything.
-        self.receptive_radius = 3 * 2**depth
+        self.receptive_radius = 3 * 2**depth  # a generous bound: in practice the bottleneck sees everything
         widths = [ngf * min(2**i, 8) for i in range(depth)]  # channels after each down-sampling
         n_dropout = max(1, depth - 5) if dropout else 0
-        block = _SkipBlock(widths[-2], widths[-1], None)  # innermost
+        block = _SkipBlock(widths[-2], widths[-1], None, norm=norm)  # innermost
         for i in range(depth - 2, 0, -1):
             drop = dropout if depth - 1 - i <= n_dropout else 0.0
-            block = _SkipBlock(widths[i - 1], widths[i], block, dropout=drop)
+            block = _SkipBlock(widths[i - 1], widths[i], block, dropout=drop, norm=norm)
         self.model = _SkipBlock(ngf, widths[0], block, in_channels=in_channels, out_channels=out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,13 +126,13 @@ class PatchDiscriminator(nn.Module):
 
 
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
-    """The paper's initialisation: convolutions N(0, 0.02), BatchNorm scale N(1, 0.02), biases 0."""
+    """The paper's initialisation: convolutions N(0, 0.02), norm scales N(1, 0.02), biases 0."""
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)
     return net

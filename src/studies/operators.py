@@ -19,8 +19,6 @@ PSNR as mean +- sd, and MP/s of ``predict`` and of the operator on the same 1 MP
 from __future__ import annotations
 
 import argparse
-import datetime
-import subprocess
 import time
 from pathlib import Path
 from typing import Sequence
@@ -41,7 +39,7 @@ from src.inference.predict import predict
 from src.io import tables
 from src.io.files import atomic_write_bytes
 from src.io.images import read_rgb
-from src.io.tables import mean_sd, read_csv, write_csv
+from src.io.tables import mean_sd, read_csv, stamp, write_csv
 from src.io.timing import interleaved_medians
 from src.models import load_model
 from src.threads import set_threads
@@ -170,15 +168,6 @@ def markdown(rows: list[dict], threads: int, stamp: str) -> str:
                  "to choose); input / zeros: the trivial answer's PSNR; speed: `predict` and the operator on the "
                  f"same photo (scikit-image's astronaut resized), {threads} threads each. Made by `{COMMAND}` {stamp}.")
     return "\n".join(lines) + "\n"
-
-
-def stamp() -> str:
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return f"at commit {commit}, {datetime.date.today().isoformat()}"
 
 
 def make_table(names: Sequence[str], repeats: int, threads: int, figures: Path) -> list[dict]:
