@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu train-pix2pix-photos photos operators soak
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu train-pix2pix-photos photos operators soak grid-size
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -100,6 +100,11 @@ operators: install  ## the expensive operators learned from the photos (make pho
 	@pids=; for i in $$(seq 0 $$(($(SHARDS) - 1))); do taskset -c $$i $(PYTHON) -m src.studies.operators train --shard $$i/$(SHARDS) --seeds $(SEEDS) --threads 1 & pids="$$pids $$!"; done; \
 	for p in $$pids; do wait $$p || exit 1; done
 	$(PYTHON) -m src.studies.operators table
+
+grid-size: install  ## question 5 on an expensive operator: the grid's stream width 4/8/16/32 on detail-enhance (make operators first: 16 is its model), 2 seeds, SHARDS shards pinned one per core, then the table -> figures/grid-size.{md,csv}
+	@pids=; for i in $$(seq 0 $$(($(SHARDS) - 1))); do taskset -c $$i $(PYTHON) -m src.studies.grid_size train --shard $$i/$(SHARDS) --threads 1 & pids="$$pids $$!"; done; \
+	for p in $$pids; do wait $$p || exit 1; done
+	$(PYTHON) -m src.studies.grid_size table
 
 sweeps: install  ## params vs PSNR on Sobel (9 nets) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs), ZOO_STEPS each -> figures/sweep-*.{csv,md,png}
 	$(PYTHON) -m src.studies.sweep size

@@ -131,3 +131,27 @@ def test_each_shipped_operator_model_is_its_filters_grid_and_tiles_equal_the_who
 
 def test_every_operator_of_the_goals_ships_a_model():
     assert {p.stem for p in SHIPPED} >= {*operators.FIVE, *operators.STYLES}
+
+
+def test_the_size_study_trains_each_width_resumes_and_tables_it(photos_root, capsys):
+    """Question 5 on an expensive operator (src/studies/grid_size.py): the stream's width, nothing else changed."""
+    from src.studies import grid_size
+
+    args = ["train", "--widths", "4", "--seeds", "0", "1", "--steps", "3", "--threads", "1"]
+    assert grid_size.main(args) == 0
+    runs = read_csv(photos_root.parent / "figures/grid-size-runs.csv")
+    assert [(int(r["width"]), int(r["seed"])) for r in runs] == [(4, 0), (4, 1)]
+    assert all(np.isfinite(float(r["val_psnr"])) and 0 <= float(r["changed_8bit"]) <= 1 for r in runs)
+    capsys.readouterr()
+    assert grid_size.main(args) == 0 and capsys.readouterr().out.count(": done") == 2  # rows exist: skipped
+    assert grid_size.main(["table", "--repeats", "1"]) == 0
+    md = (photos_root.parent / "figures/grid-size.md").read_text()
+    assert "| 4 |" in md and " ± " in md and "python -m src.studies.grid_size table" in md
+
+
+def test_the_size_study_reuses_the_shipped_width_and_says_where_it_comes_from(photos_root):
+    from src.errors import UserError
+    from src.studies import grid_size
+
+    with pytest.raises(UserError, match="run `make operators`"):
+        grid_size.main(["train", "--widths", "16", "--seeds", "0"])

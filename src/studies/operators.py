@@ -98,13 +98,13 @@ def run_training(runs: Sequence[tuple[str, int]], steps: int, threads: int | Non
     return new
 
 
-def test_pairs(flt: Filter) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, RGB uint8, target) of the photos' test split; the targets stored once (see ``folder_targets``)."""
-    root = folder_dataset("photos") / "test"
-    named = [(p.name, p) for p in sorted(root.iterdir()) if p.is_file()]
+def test_pairs(flt: Filter, split: str = "test") -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, RGB uint8, target) of the photos' ``split``; the targets stored once (see ``folder_targets``)."""
+    root = folder_dataset("photos") / split
+    named = [(p.name, p) for p in sorted(root.iterdir()) if p.is_file()] if root.is_dir() else []
     if not named:
-        raise UserError(f"{root}: no test photos; run `make photos`")
-    targets, _ = folder_targets("photos", "test", named, flt)
+        raise UserError(f"{root}: no {split} photos; run `make photos`")
+    targets, _ = folder_targets("photos", split, named, flt)
     return [(n, read_rgb(p), read_target(targets[n])) for n, p in named]
 
 
