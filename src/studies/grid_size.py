@@ -86,7 +86,7 @@ def make_table(runs: list[dict], repeats: int) -> tuple[list[dict], str]:
                      "net_mps_4": mp / sec, "op_mps_4": mp / seconds[-1]})
         print(strict_json(rows[-1]), flush=True)
     table = markdown_table(
-        ["stream width", "params", "seeds", "val PSNR (dB)", "over the input", "max |error| (1/255)",
+        ["stream width", "params", "seeds", "val PSNR (dB)", "over the input", "max \\|error\\| (1/255)",
          "8-bit values changed", "MP/s at 4 MP: net / operator", "× operator"],
         [(f"{r['width']}" + (" (shipped)" if r["width"] == SHIPPED_WIDTH else ""), r["params"], r["seeds"], r["val_psnr"],
           f"{r['gain']:+.2f}", f"{r['max_err_255']:.1f}", f"{100 * r['changed_8bit']:.1f} %",
