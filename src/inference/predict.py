@@ -93,7 +93,7 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
     overlapping tiles cross-faded by :func:`blended_bands` instead (close to, not equal to, the whole
     image). :func:`predict_bands` gives the same result band by band, for output that never exists whole.
     ``compiled``: a torch network (the CAN, the U-Net, the autoencoder) through ``torch.compile`` (dynamic
-    sizes, kept for the next call): ~1.9x for the CAN after a first call of ~20 s (~4 s with the cache warm).
+    sizes, kept for the next call): 3.1-3.5x for the CAN in `make bench` after a first call of ~20 s (~4 s warm).
 
     >>> from src.models import exact_sobel_net
     >>> predict(exact_sobel_net(), np.zeros((7, 9, 3), np.uint8)).shape

@@ -307,7 +307,7 @@ def _cached_plan(net: nn.Module, separable: bool | None) -> CompactPlan | None:
 def compiled_copy(net: nn.Module) -> nn.Module:
     """A copy of ``net`` through ``torch.compile`` (inductor, dynamic sizes: one compilation serves every image
     size), kept until ``net`` changes. Compiles on its first call: ~20 s cold for the CAN here, ~4 s with
-    inductor's on-disk cache warm; then ~1.9x its eager speed on the CPU (``make bench``'s model table)."""
+    inductor's on-disk cache warm; then 3.1-3.5x its eager speed on the CPU for the CAN (``make bench``'s model table)."""
     return kept(net, "compiled", lambda: torch.compile(copy.deepcopy(net), dynamic=True))
 
 

@@ -155,7 +155,8 @@ def _read_plain_png(path: Path, im: Image.Image) -> np.ndarray | None:
     """An 8-bit RGB PNG (no transparency, no EXIF) decoded by OpenCV straight into the one array it
     becomes: Pillow's route holds its own 4-byte-a-pixel copy and a bytes copy besides (a 100 MP photo: 1 GB
     for 0.3 GB of pixels). Lossless, so the pixels are Pillow's; None for anything else."""
-    if im.format != "PNG" or im.mode != "RGB" or "transparency" in im.info or "exif" in im.info:
+    if im.format != "PNG" or im.mode != "RGB" or "transparency" in im.info or "exif" in im.info or \
+            getattr(im, "n_frames", 1) > 1:  # an animated PNG keeps Pillow's route and its note
         return None  # (Pillow's getexif would decode the whole image to look for an orientation after it)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
     if bgr is None or bgr.shape[:2] != (im.height, im.width):
