@@ -285,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     ap.add_argument("--backend", default="auto", choices=BACKENDS, help="auto: the compact net's one-pass numba kernel on CPU (opencv: its OpenCV row bands)")
     ap.add_argument("--compile", action="store_true",
-                    help="torch.compile the network (CAN, U-Net, autoencoder): ~1.9x for the CAN after a first call "
+                    help="torch.compile the network (CAN, U-Net, autoencoder): 3.1-3.5x for the CAN (make bench) after a first call "
                          "of ~20 s (~4 s once inductor's cache is warm); pays over many or large images")
     ap.add_argument("--alpha", default="white", choices=sorted(ALPHA_BACKGROUNDS),
                     help="background that transparent pixels are composited over (as a viewer shows them)")
