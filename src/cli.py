@@ -28,6 +28,18 @@ def parse_params(items: Sequence[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
+def shard(text: str) -> slice:
+    """``--shard I/N`` -> the slice that takes every N-th run from the I-th (``runs[shard("1/2")]``).
+
+    >>> list(range(5))[shard("1/2")]
+    [1, 3]
+    """
+    index, _, count = text.partition("/")
+    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
+        raise UserError(f"--shard must be I/N with 0 <= I < N, got {text!r}")
+    return slice(int(index), None, int(count))
+
+
 def strict_json(obj: Any, **kwargs: Any) -> str:
     """JSON text that any parser accepts: NaN and infinities become ``null`` (``allow_nan=False``).
 

@@ -9,6 +9,10 @@ class UserError(ValueError):
     """Bad input, a missing file, an unknown name: reported as one line, never as a traceback."""
 
 
+class TooManyPixels(UserError):
+    """An image over the reader's megapixel limit (a guard against decompression bombs), refused before decoding."""
+
+
 class NonFiniteOutput(UserError):
     """The network produced NaN or infinite values: no image, no score."""
 

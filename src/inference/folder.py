@@ -24,7 +24,7 @@ import torch.nn as nn
 from PIL import Image
 from tqdm import tqdm
 
-from src.errors import UserError
+from src.errors import TooManyPixels, UserError
 from src.io.images import MAX_PIXELS, read_rgb, write_png, write_png_bands
 
 
@@ -73,8 +73,8 @@ def _read(path: Path, alpha: str, max_pixels: int) -> tuple[np.ndarray | UserErr
     try:
         return read_rgb(path, max_pixels=max_pixels, alpha=alpha, notes=notes), notes
     except UserError as exc:
-        if "MP limit" in str(exc):
-            exc = UserError(f"{exc} (--max-mp raises it)")
+        if isinstance(exc, TooManyPixels):
+            exc = TooManyPixels(f"{exc} (--max-mp raises it)")
         return exc, notes
 
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from src.errors import UserError
+from src.errors import TooManyPixels, UserError
 from src.io.files import atomic_open, atomic_write_bytes
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
@@ -129,7 +129,7 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, alpha: str =
             with Image.open(path) as im:
                 w, h = im.size
                 if w * h > max_pixels:
-                    raise UserError(f"{path}: {w}x{h} = {w * h / 1e6:.1f} MP is over the {max_pixels / 1e6:g} MP limit")
+                    raise TooManyPixels(f"{path}: {w}x{h} = {w * h / 1e6:.1f} MP is over the {max_pixels / 1e6:g} MP limit")
                 frames = getattr(im, "n_frames", 1)
                 if (rgb := _read_plain_png(path, im)) is not None:
                     return rgb
@@ -141,7 +141,7 @@ def read_rgb(path: str | os.PathLike, max_pixels: int = MAX_PIXELS, alpha: str =
             raise
         raise UserError(f"{path}: {exc}") from None
     except Image.DecompressionBombError as exc:
-        raise UserError(f"{path}: too many pixels, over the {max_pixels / 1e6:.0f} MP limit ({exc})") from None
+        raise TooManyPixels(f"{path}: too many pixels, over the {max_pixels / 1e6:g} MP limit ({exc})") from None
     except UnidentifiedImageError:
         raise UserError(f"{path}: not an image (or a format this reader does not know)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

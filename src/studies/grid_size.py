@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from src.cli import run_cli, strict_json
+from src.cli import run_cli, shard, strict_json
 from src.dataset.sources import photo
 from src.errors import UserError
 from src.evaluation.evaluate import trivial_answer
@@ -111,9 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=15, help="timing rounds (each times every width and the operator)")
     ap.add_argument("--figures", type=Path, default=Path("figures"))
     args = ap.parse_args(argv)
-    index, _, count = args.shard.partition("/")
-    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)) or min(args.widths) < 1:
-        raise UserError(f"--shard must be I/N with 0 <= I < N and --widths positive, got {args.shard!r}, {args.widths}")
+    part = shard(args.shard)
+    if min(args.widths) < 1:
+        raise UserError(f"--widths must be positive, got {args.widths}")
     runs_csv = args.figures / "grid-size-runs.csv"
     if args.stage == "table":
         rows, md = make_table(read_csv(runs_csv), args.repeats)
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_bytes(args.figures / "grid-size.md", md.encode())
         print(md, end="")
         return 0
-    for width, seed in [(w, s) for s in args.seeds for w in args.widths][int(index)::int(count)]:
+    for width, seed in [(w, s) for s in args.seeds for w in args.widths][part]:
         done = read_csv(runs_csv) if runs_csv.exists() else []  # another shard may have added rows meanwhile
         if any(int(r["width"]) == width and int(r["seed"]) == seed for r in done):
             print(f"width {width} seed {seed}: done (a row in {runs_csv})")

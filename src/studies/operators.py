@@ -27,7 +27,7 @@ import numpy as np
 
 import src.kernels.compact  # noqa: F401 (loaded now: a study runs for an hour, its kernels must not change under it)
 import src.kernels.grid  # noqa: F401 (the same)
-from src.cli import run_cli, strict_json
+from src.cli import run_cli, shard, strict_json
 from src.dataset.sources import photo
 from src.download.catalog import folder_dataset
 from src.download.prepare import folder_targets, read_target
@@ -197,16 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timing rounds per MP/s figure")
     ap.add_argument("--figures", type=Path, default=Path("figures"))
     args = ap.parse_args(argv)
-    index, _, count = args.shard.partition("/")
-    if not (index.isdigit() and count.isdigit() and 0 <= int(index) < int(count)):
-        raise UserError(f"--shard must be I/N with 0 <= I < N, got {args.shard!r}")
+    part = shard(args.shard)
     for name in args.operators:
         get_filter(name)  # an unknown name: its one-line error before any work
     if args.stage == "train":  # a shard takes every N-th run (operator, seed), seeds first: the shipped models first
-        runs = [(name, seed) for seed in args.seeds for name in args.operators][int(index)::int(count)]
+        runs = [(name, seed) for seed in args.seeds for name in args.operators][part]
         run_training(runs, args.steps, args.threads, args.figures / RUNS_CSV.name)
     else:
-        make_table(args.operators[int(index)::int(count)], args.repeats, args.threads or 2, args.figures)
+        make_table(args.operators[part], args.repeats, args.threads or 2, args.figures)
     return 0
 
 
