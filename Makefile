@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu train-pix2pix-photos photos operators soak grid-size
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu train-pix2pix-photos photos operators soak grid-size results
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -109,6 +109,9 @@ grid-size: install  ## question 5 on an expensive operator: the grid's stream wi
 sweeps: install  ## params vs PSNR on Sobel (9 nets) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs), ZOO_STEPS each -> figures/sweep-*.{csv,md,png}
 	$(PYTHON) -m src.studies.sweep size
 	$(PYTHON) -m src.studies.sweep depth
+
+results: install  ## every table and figure the docs quote, regenerated in pieces (one-core pieces pinned side by side, benchmarks alone; resumable; python -m src.reports.results --list shows them): make results [ONLY="bench sweeps"] [FORCE=1]
+	$(PYTHON) -m src.reports.results $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)
 
 figures: install  ## every README figure into figures/: from the shipped checkpoints and the committed CSVs of the long runs (~40 s)
 	$(PYTHON) -m src.reports.figures
