@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu train-pix2pix-photos photos operators soak grid-size results
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu train-pix2pix-photos train-pix2pix-photos-l1 photos operators soak grid-size results
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -124,6 +124,9 @@ train-pix2pix-cpu: install  ## the shipped models/pix2pix.ckpt: ngf 16, 128² cr
 
 train-pix2pix-photos: install  ## Pix2Pix learned from photographs (make photos first): the cpu recipe on --data photos, 15,000 batches on 1 CPU thread (~52 min) -> models/pix2pix-photos.ckpt
 	$(PYTHON) -m src.training.train --model pix2pix --model-arg ngf=16 --data photos --crop 128 --batch-size 8 --max-steps 30000 --steps-per-epoch 500 --output models/pix2pix-photos.ckpt --threads 1 --quiet $(if $(RESUME),--resume)
+
+train-pix2pix-photos-l1: install  ## the same generator, recipe and photographs with L1 alone (--gan-weight 0: the discriminator trains, unused), 15,000 batches on 1 CPU thread -> models/pix2pix-photos-l1.ckpt
+	$(PYTHON) -m src.training.train --model pix2pix --model-arg ngf=16 --data photos --crop 128 --batch-size 8 --max-steps 30000 --steps-per-epoch 500 --gan-weight 0 --output models/pix2pix-photos-l1.ckpt --threads 1 --quiet $(if $(RESUME),--resume)
 
 # kernel python3: the interpreter that runs nbconvert ($(PYTHON)), so it works before `make kernel` registers learn-filters
 notebook: install  ## main.ipynb top to bottom into a copy, runs/main.ipynb (never --inplace over the committed one; its files go to runs/main/): PROFILE=cpu (default: loads the shipped checkpoint, or trains it), smoke (CI, minutes) or gpu

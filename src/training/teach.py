@@ -108,7 +108,7 @@ def model_args(model: str, channels: int) -> dict[str, Any]:
     if model == "compact":
         return dict(COMPACT_ARGS[channels])
     if model == "bilateral-grid":
-        return {}  # its defaults: a 16 x 16 x 8 grid from a 256 px view of the whole image
+        return {}  # its defaults: one cell per 8 x 8 pixels, 16 bins, the bins' statistics
 
     return dict(CAN_ARGS)
 
