@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from src.errors import UserError
+from src.io.tables import commit_id
 from src.reports import results
 from src.reports.results import PIECES, Piece, run, source_of
 
@@ -59,7 +60,7 @@ def test_a_finished_piece_is_skipped_at_the_same_commit_and_forced_again(tmp_pat
     state = tmp_path / "state.json"
     run([piece], state, cores=[0], say=lambda s: None)
     recorded = json.loads(state.read_text())["once"]
-    assert recorded["commit"] == results.commit() and recorded["minutes"] >= 0
+    assert recorded["commit"] == commit_id() and recorded["minutes"] >= 0
     lines = []
     run([piece], state, cores=[0], say=lines.append)
     assert (tmp_path / "once.txt").read_text() == "x" and "skipped" in lines[0]
@@ -101,9 +102,10 @@ def test_a_pieces_fresh_tables_carry_its_command_commit_and_date(tmp_path):
     run([piece], tmp_path / "state.json", cores=[0], say=lambda s: None)
     last = table.read_text().splitlines()[-1]
     assert table.read_text().startswith("| a |\n|---|\n| 1 |\n\nMade by `python -c")
-    assert f"(`make results ONLY=tab`) at commit {results.commit()}, " in last
+    assert f"(`make results ONLY=tab`) at commit {commit_id()}, " in last
     assert own.read_text().count("at commit") == 1 and "Made by" not in old.read_text()
 
 
-def test_the_results_page_shows_the_pieces_as_they_are():
-    assert results.pieces_markdown() in (ROOT / "docs" / "results.md").read_text()
+def test_the_results_page_shows_the_pieces_and_their_total_as_they_are():
+    page = (ROOT / "docs" / "results.md").read_text()
+    assert results.pieces_markdown() in page and f"`{results.listing(PIECES, {}).splitlines()[-1]}`" in page

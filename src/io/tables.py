@@ -85,11 +85,15 @@ def mean_sd(values: Sequence[float], digits: int) -> str:
     return f"{statistics.fmean(v):.{digits}f} ± {statistics.stdev(v):.{digits}f}"
 
 
+def commit_id() -> str:
+    """The checkout's commit, short (``unknown`` outside git)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def stamp() -> str:
     """Where a generated table comes from: ``at commit abc1234, 2026-12-07``."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return f"at commit {commit}, {datetime.date.today().isoformat()}"
+    return f"at commit {commit_id()}, {datetime.date.today().isoformat()}"

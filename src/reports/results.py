@@ -35,7 +35,7 @@ from typing import Sequence
 from src.cli import run_cli
 from src.errors import UserError
 from src.io.files import atomic_write_bytes
-from src.io.tables import markdown_table, stamp
+from src.io.tables import commit_id, markdown_table
 
 
 @dataclass(frozen=True)
@@ -124,10 +124,6 @@ def choose(only: Sequence[str] | None) -> list[Piece]:
     return [names[n] for n in dict.fromkeys(only)]
 
 
-def commit() -> str:
-    return stamp().split(",")[0].removeprefix("at commit ")
-
-
 def read_state(path: Path) -> dict:
     try:
         state = json.loads(path.read_text())
@@ -146,9 +142,9 @@ def _command_argv(line: str, core: int | None) -> list[str]:
 def _start(piece: Piece, core: int | None, log_dir: Path) -> subprocess.Popen:
     """The piece's commands in one shell, ``&&``-chained, pinned to ``core`` (None: the whole machine)."""
     script = " && ".join(shlex.join(_command_argv(line, core)) for line in piece.commands)
-    log = open(log_dir / f"{piece.name}.log", "wb")  # closed with the process (run's `finish`)
     env = dict(os.environ, OMP_NUM_THREADS="1") if core is not None else None
-    return subprocess.Popen(["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT, env=env)
+    with open(log_dir / f"{piece.name}.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(["bash", "-c", script], stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 def stamp_tables(piece: Piece, since: float, head: str) -> list[Path]:
@@ -176,7 +172,7 @@ def run(pieces: Sequence[Piece], state_path: Path = STATE, cores: Sequence[int] 
     """Run ``pieces`` (skipping those recorded in ``state_path`` at this commit unless ``force``), the one-core ones
     side by side on ``cores`` (default: this process's), the others alone; returns the names of those that failed."""
     cores = list(cores if cores is not None else sorted(os.sched_getaffinity(0)))
-    head, state = commit(), read_state(state_path)
+    head, state = commit_id(), read_state(state_path)
     log_dir = state_path.parent
     log_dir.mkdir(parents=True, exist_ok=True)
     todo = [p for p in pieces if force or state.get(p.name, {}).get("commit") != head]
@@ -196,7 +192,6 @@ def run(pieces: Sequence[Piece], state_path: Path = STATE, cores: Sequence[int] 
         nonlocal done
         piece, proc, started, wall = running.pop(slot)
         rc = proc.wait()
-        proc.stdout and proc.stdout.close()
         minutes = (time.monotonic() - started) / 60
         done += 1
         if rc == 0:
