@@ -56,6 +56,7 @@ evaluate: install  ## test table, CSV and grid figure for the shipped checkpoint
 	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/autoencoder.ckpt
 	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/pix2pix.ckpt
 	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/pix2pix-photos.ckpt
+	$(PYTHON) -m src.evaluation.evaluate --checkpoint models/pix2pix-photos-l1.ckpt
 
 test: install  ## the whole test suite and the doctests in src/ (CI runs exactly this)
 	$(PYTHON) -m pytest -q

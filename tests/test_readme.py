@@ -17,7 +17,8 @@ DOCUMENTS = {"README.md": (README, 0), "docs/results.md": (RESULTS, 5), "docs/gu
 RESULT_ROWS = {"make train": ("eval-sobel.csv", "sobel.ckpt"),
                "make train-autoencoder": ("eval-autoencoder.csv", "autoencoder.ckpt"),
                "make train-pix2pix-cpu": ("eval-pix2pix.csv", "pix2pix.ckpt"),
-               "make train-pix2pix-photos": ("eval-pix2pix-photos.csv", "pix2pix-photos.ckpt")}
+               "make train-pix2pix-photos": ("eval-pix2pix-photos.csv", "pix2pix-photos.ckpt"),
+               "make train-pix2pix-photos-l1": ("eval-pix2pix-photos-l1.csv", "pix2pix-photos-l1.ckpt")}
 # Where each results row is quoted: every row in the README, the shipped Pix2Pix in docs/results.md too.
 QUOTED_ROWS = [(doc, t) for doc in ("README.md", "docs/results.md") for t in sorted(RESULT_ROWS)]
 NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")

@@ -56,9 +56,9 @@ SPREAD = ("random random-nonlinear sobel scharr laplacian canny emboss gaussian 
           "stylization detail-enhance edge-preserving pencil-sketch")
 PIECES: tuple[Piece, ...] = (
     Piece("evaluate", tuple(f"{{python}} -m src.evaluation.evaluate --checkpoint models/{name}.ckpt"
-                            for name in ("sobel", "autoencoder", "pix2pix", "pix2pix-photos")),
+                            for name in ("sobel", "autoencoder", "pix2pix", "pix2pix-photos", "pix2pix-photos-l1")),
           ("figures/eval-sobel.*", "figures/eval-autoencoder.*", "figures/eval-pix2pix.*",
-           "figures/eval-pix2pix-photos.*"), 3),
+           "figures/eval-pix2pix-photos.*", "figures/eval-pix2pix-photos-l1.*"), 3),
     Piece("figures", ("{python} -m src.reports.figures",),
           ("figures/sobel_examples.png", "figures/zoo_examples.png", "figures/border_error.png", "figures/tiles.png",
            "figures/curves.png", "figures/speed.png", "figures/kernel-compact-random.png"), 2),
