@@ -40,8 +40,8 @@ def _piece(name, tmp_path, code, cores="one", minutes=1):
     return Piece(name, (f"{{python}} -c {json.dumps(f'OUT = {str(out)!r}; ' + code)}",), (), minutes, cores)
 
 
-STAMP = ("import os, time; t0 = time.time(); time.sleep(0.4); "
-         "open(OUT, 'w').write(repr((sorted(os.sched_getaffinity(0)), os.environ.get('OMP_NUM_THREADS'), t0, time.time())))")
+STAMP = ("import os, time; t0 = time.time(); time.sleep(0.4); cores = sorted(os.sched_getaffinity(0)); "
+         "open(OUT, 'w').write(repr((cores, os.environ.get('OMP_NUM_THREADS'), t0, time.time())))")
 
 
 def test_one_core_pieces_run_pinned_side_by_side_and_timed_pieces_alone(tmp_path):

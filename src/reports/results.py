@@ -77,7 +77,8 @@ PIECES: tuple[Piece, ...] = (
     Piece("zoo", (f"{{python}} -m src.studies.zoo --repeats 3 {T1}",), ("figures/zoo.*", "figures/kernel-*-*.png"), 60),
     Piece("bench", ("{python} -m src.bench.speed", "{python} -m src.bench.huge"),
           ("figures/bench.*", "figures/huge.md"), 12, "alone"),
-    Piece("knobs", ("{python} -m src.bench.knobs", "{python} -m src.bench.knobs --threads 1 --out figures/knobs-1thread",
+    Piece("knobs", ("{python} -m src.bench.knobs",
+                    "{python} -m src.bench.knobs --threads 1 --out figures/knobs-1thread",
                     "{python} -m src.bench.knobs --only threads --out figures/knobs-threads"),
           ("figures/knobs.*", "figures/knobs-1thread.*", "figures/knobs-threads.*"), 25, "alone"),
     Piece("bench-loader", ("{python} -m src.bench.loader",), ("figures/loader.md",), 8, "alone"),
@@ -156,7 +157,8 @@ def stamp_tables(piece: Piece, since: float, head: str) -> list[Path]:
             if path.suffix != ".md" or path.stat().st_mtime < since or "at commit" in (text := path.read_text()):
                 continue
             commands = "; ".join(f"`{c.format(python='python')}`" for c in piece.commands)
-            line = f"Made by {commands} (`make results ONLY={piece.name}`) at commit {head}, {time.strftime('%Y-%m-%d')}."
+            line = (f"Made by {commands} (`make results ONLY={piece.name}`) at commit {head}, "
+                    f"{time.strftime('%Y-%m-%d')}.")
             atomic_write_bytes(path, (text.rstrip("\n") + "\n\n" + line + "\n").encode())
             stamped.append(path)
     return stamped
@@ -186,7 +188,8 @@ def run(pieces: Sequence[Piece], state_path: Path = STATE, cores: Sequence[int] 
 
     def progress(event: str) -> None:
         left = sum(p.minutes for p in todo) + sum(r[0].minutes for r in running.values())
-        say(f"[results {done}/{total} done, {(time.monotonic() - t0) / 60:.0f} min, ~{left} min of pieces left] {event}")
+        minutes = (time.monotonic() - t0) / 60
+        say(f"[results {done}/{total} done, {minutes:.0f} min, ~{left} min of pieces left] {event}")
 
     def finish(slot: int | None) -> None:
         nonlocal done
@@ -244,7 +247,8 @@ def listing(pieces: Sequence[Piece], state: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m src.reports.results", description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="+", metavar="PIECE", help="these pieces only, in this order (default: all)")
+    ap.add_argument("--only", nargs="+", metavar="PIECE",
+                    help="these pieces only (default: all; the one-core ones run first, longest first)")
     ap.add_argument("--list", action="store_true", help="print the pieces and their commands, run nothing")
     ap.add_argument("--force", action="store_true", help="run pieces that already finished at this commit")
     ap.add_argument("--cores", type=int, nargs="+", help="cores for the one-core pieces (default: this process's)")
