@@ -83,6 +83,18 @@ def test_numba_runtime_writes_rounded_integers_when_asked(dtype, scale, photo):
     assert np.abs(out.astype(np.int64) - np.floor(exact * scale + 0.5)).max() <= 1
 
 
+def test_default_net_shape_takes_the_fused_row_and_others_the_general_path():
+    from src.kernels.compact import flat_args
+
+    def fused(net):
+        return flat_args(compact_plan(net))["pair_fold"]
+
+    # the parity tests above run both paths: these say which nets go down which
+    assert fused(load_model("models/sobel.ckpt")) and fused(NETS["compact-separable"]())
+    assert not any(fused(NETS[n]()) for n in ("compact", "compact-symmetric", "compact-rgb-hidden",
+                                               "compact-linear-only", "compact-3-outputs"))
+
+
 def test_numba_runtime_refuses_an_output_type_it_cannot_write():
     from src.inference.runtime import numba_runner
 

@@ -6,7 +6,9 @@ colour mix once over the band's rows plus the bank's halo (reflect-101 or zero b
 per output row the separable (column, then row) or full correlations, the pair magnitudes, the 1x1 head and the
 clamp, and writes the row once, as float32, or as uint8 / uint16 (``round(y * 255)``, ``round(y * 65535)``) when
 asked, which moves a quarter or half of the bytes. Intermediates live in per-thread scratch rows that stay in
-cache; the image is read once and the output written once.
+cache; the image is read once and the output written once. The default net's shape (one mixed channel, one
+separable 5-tap pair, the head folded in) has its own row, :func:`_pair_row`: both column passes share each
+load, and the row passes, magnitude, head and clamp run in one loop, so no response row is stored.
 
 Compiled on first use and cached on disk (numba ``cache=True``): a fresh process with a warm cache loads the
 machine code instead of compiling it. The parity tests hold it to the torch forward at every size from 1x1 up.
@@ -140,12 +142,59 @@ def _responses_row(chan, i, sep, cols, rows_k, full, resp, tmp):
 
 
 @njit(cache=True, fastmath={"contract"})
+def _store(z, dst, scale):
+    """``dst[:] = clamp(z, 0, 1)``, times ``scale`` and rounded half up when ``scale`` is not 1 (uint8 / uint16)."""
+    lo, hi = np.float32(0.0), np.float32(1.0)
+    if scale == 1.0:
+        for x in range(dst.shape[0]):
+            dst[x] = min(max(z[x], lo), hi)
+    else:
+        s = np.float32(scale)
+        for x in range(dst.shape[0]):
+            dst[x] = np.floor(min(max(z[x], lo), hi) * s + np.float32(0.5))
+
+
+@njit(cache=True, fastmath={"contract"})
+def _pair_row(chan_c, i, cols, rows_k, sign, bias, tmp, zrow, dst, scale):
+    """The default net's whole row in two loops: one mixed channel, one pair of separable 5-tap kernels, the
+    magnitude with the one-weight head folded in. Both column passes share each load of the 5 rows; the two row
+    passes, the magnitude, the head and the clamp run in the second loop, so no response row is stored."""
+    a0, a1, a2, a3, a4 = cols[0, 0, 0], cols[0, 0, 1], cols[0, 0, 2], cols[0, 0, 3], cols[0, 0, 4]
+    b0, b1, b2, b3, b4 = cols[1, 0, 0], cols[1, 0, 1], cols[1, 0, 2], cols[1, 0, 3], cols[1, 0, 4]
+    r0, r1, r2, r3, r4 = chan_c[i], chan_c[i + 1], chan_c[i + 2], chan_c[i + 3], chan_c[i + 4]
+    ta, tb = tmp[0], tmp[1]
+    for x in range(ta.shape[0]):
+        p0, p1, p2, p3, p4 = r0[x], r1[x], r2[x], r3[x], r4[x]
+        ta[x] = a0 * p0 + a1 * p1 + a2 * p2 + a3 * p3 + a4 * p4
+        tb[x] = b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3 + b4 * p4
+    u0, u1, u2, u3, u4 = rows_k[0, 0, 0], rows_k[0, 0, 1], rows_k[0, 0, 2], rows_k[0, 0, 3], rows_k[0, 0, 4]
+    v0, v1, v2, v3, v4 = rows_k[1, 0, 0], rows_k[1, 0, 1], rows_k[1, 0, 2], rows_k[1, 0, 3], rows_k[1, 0, 4]
+    for x in range(zrow.shape[0]):
+        u = u0 * ta[x] + u1 * ta[x + 1] + u2 * ta[x + 2] + u3 * ta[x + 3] + u4 * ta[x + 4]
+        v = v0 * tb[x] + v1 * tb[x + 1] + v2 * tb[x + 2] + v3 * tb[x + 3] + v4 * tb[x + 4]
+        zrow[x] = sign * np.sqrt(u * u + v * v) + bias
+    _store(zrow, dst, scale)
+
+
+@njit(cache=True, fastmath={"contract"})
 def _head_row(resp, pairs, linear, fold, fold_sign, fold_bias, head_w, head_b, head_n, out, y, scale, feats, zs):
     """Features (pair magnitudes, then linear responses), the 1x1 head, the clamp, written to ``out[:, y]``.
 
     Every loop runs along the row (x innermost), so the compiler vectorises it.
     """
     W = resp.shape[1]
+    if fold and out.shape[0] == 1:  # one feature, one output: feature and fold in one loop, then the store
+        z = zs[0]
+        if pairs == 1:
+            u, v = resp[0], resp[1]
+            for x in range(W):
+                z[x] = fold_sign * np.sqrt(u[x] * u[x] + v[x] * v[x]) + fold_bias
+        else:
+            u = resp[0]
+            for x in range(W):
+                z[x] = fold_sign * u[x] + fold_bias
+        _store(z, out[0, y], scale)
+        return
     for p in range(pairs):
         u, v, f = resp[p], resp[pairs + p], feats[p]
         for x in range(W):
@@ -178,24 +227,17 @@ def _head_row(resp, pairs, linear, fold, fold_sign, fold_bias, head_w, head_b, h
             zs[:n_out] = feats[:n_out]
             n_in = n_out
     for o in range(out.shape[0]):
-        z = zs[o]
-        dst = out[o, y]
-        if scale == 1.0:
-            for x in range(W):
-                dst[x] = min(max(z[x], np.float32(0.0)), np.float32(1.0))
-        else:
-            s = np.float32(scale)
-            for x in range(W):
-                dst[x] = np.floor(min(max(z[x], np.float32(0.0)), np.float32(1.0)) * s + np.float32(0.5))
+        _store(zs[o], out[o, y], scale)
 
 
 @njit(cache=True, parallel=True, fastmath={"contract"})
 def fused_compact(rgb, out, mix, sep, cols, rows_k, full, pairs, linear, fold, fold_sign, fold_bias,
-                  head_w, head_b, head_n, reflect, band_rows, scale, chan_s, resp_s, tmp_s, feats_s, zs_s):
+                  head_w, head_b, head_n, reflect, pair_fold, band_rows, scale, chan_s, resp_s, tmp_s, feats_s, zs_s):
     """The compact net on RGB uint8 ``(H, W, 3)`` into ``out`` ``(C_out, H, W)`` (float32, uint8 or uint16).
 
-    Arguments are :func:`flat_args`' (the plan as flat arrays); ``scale`` is 1 for float32
-    output, 255 or 65535 for uint8 / uint16 (rounded half up after the clamp). ``*_s``: one scratch set per thread
+    Arguments are :func:`flat_args`' (the plan as flat arrays; ``pair_fold``: the default net's shape, each row
+    through :func:`_pair_row`); ``scale`` is 1 for float32 output, 255 or 65535 for uint8 / uint16 (rounded half
+    up after the clamp). ``*_s``: one scratch set per thread
     (:func:`scratch`), indexed by numba's thread id, so the bands can go to whichever thread is free (a core busy
     with another program then slows its share only).
     """
@@ -209,7 +251,10 @@ def fused_compact(rgb, out, mix, sep, cols, rows_k, full, pairs, linear, fold, f
         y1 = min(H, y0 + band_rows)
         _mix_band(rgb, mix, chan, y0, (y1 - y0) + 2 * r, r, reflect)
         for y in range(y0, y1):
-            _responses_row(chan, y - y0, sep, cols, rows_k, full, resp, tmp)
+            if pair_fold:
+                _pair_row(chan[0], y - y0, cols, rows_k, fold_sign, fold_bias, tmp, zs[0], out[0, y], scale)
+                continue
+            _responses_row(chan, y - y0, sep, cols, rows_k, full, resp, tmp[0])
             _head_row(resp, pairs, linear, fold, fold_sign, fold_bias, head_w, head_b, head_n, out, y, scale,
                       feats, zs)
 
@@ -219,7 +264,7 @@ def scratch(threads: int, width: int, channels: int, responses: int, features: i
     """Per-thread work arrays for :func:`fused_compact` on images ``width`` pixels wide."""
     wp = width + 2 * radius
     return (np.empty((threads, channels, band_rows + 2 * radius, wp), np.float32),
-            np.empty((threads, responses, width), np.float32), np.empty((threads, wp), np.float32),
+            np.empty((threads, responses, width), np.float32), np.empty((threads, 2, wp), np.float32),
             np.empty((threads, features, width), np.float32), np.empty((threads, features, width), np.float32))
 
 
@@ -245,10 +290,14 @@ def flat_args(plan) -> dict:
     for li, (w, b) in enumerate(layers):
         head_w[li, : w.shape[0], : w.shape[1]], head_b[li, : b.shape[0]] = w, b
     sign, bias = plan.fold if plan.fold is not None else (1.0, 0.0)
+    # the default net's shape (one mixed channel, one separable 5-tap pair, the head folded in): the fused row
+    pair_fold = (sep and (R, C, k) == (2, 1, 5) and plan.fold is not None and plan.pairs == 1 and plan.linear == 0
+                 and plan.out_channels == 1)
     return dict(mix=plan.mix if plan.mix is not None else np.eye(3, dtype=np.float32), sep=sep, cols=cols,
                 rows_k=rows, full=full, pairs=plan.pairs, linear=plan.linear, fold=plan.fold is not None,
                 fold_sign=np.float32(sign), fold_bias=np.float32(bias), head_w=head_w, head_b=head_b,
-                head_n=np.array([w.shape[0] for w, _ in layers], np.int64), reflect=plan.border == cv2.BORDER_REFLECT_101)
+                head_n=np.array([w.shape[0] for w, _ in layers], np.int64),
+                reflect=plan.border == cv2.BORDER_REFLECT_101, pair_fold=pair_fold)
 
 
 class _Scratch(threading.local):
