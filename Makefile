@@ -9,7 +9,7 @@ BOOTSTRAP_PYTHON ?= python3
 PYTHON ?= $(VENV)/bin/python
 STAMP := $(VENV)/.installed-requirements
 
-.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu train-pix2pix-photos train-pix2pix-photos-l1 photos operators soak grid-size results
+.PHONY: help install kernel screenshot train train-autoencoder test test-fast bench quantize evaluate folders demo data zoo train-pix2pix notebook gpu-bench ablation-gan figures sweeps knobs knobs-threads bench-loader teach-target train-pix2pix-cpu train-pix2pix-photos train-pix2pix-photos-l1 photos operators soak grid-size depth results
 
 help:  ## this list (the default goal: plain `make` installs nothing)
 	@echo "usage: make TARGET [PYTHON=interpreter] [BOOTSTRAP_PYTHON=interpreter that creates $(VENV)]"
@@ -107,9 +107,13 @@ grid-size: install  ## question 5 on an expensive operator: the grid's stream wi
 	for p in $$pids; do wait $$p || exit 1; done
 	$(PYTHON) -m src.studies.grid_size table
 
-sweeps: install  ## params vs PSNR on Sobel (9 nets) and CAN depth 3..7 on Sobel vs edge-preserving (10 runs), ZOO_STEPS each -> figures/sweep-*.{csv,md,png}
+depth: install  ## question 7 on photos (make photos first): the CAN at width 24 and depths 3/5/7, and widths 8/16 at depth 5, on edge-preserving, detail-enhance and Sobel, 3 seeds, SHARDS shards pinned one per core, then the table beside the shipped grids -> figures/depth.{md,csv}
+	@pids=; for i in $$(seq 0 $$(($(SHARDS) - 1))); do taskset -c $$i $(PYTHON) -m src.studies.depth train --shard $$i/$(SHARDS) --threads 1 & pids="$$pids $$!"; done; \
+	for p in $$pids; do wait $$p || exit 1; done
+	$(PYTHON) -m src.studies.depth table
+
+sweeps: install  ## params vs PSNR on Sobel (11 nets), ZOO_STEPS each -> figures/sweep-size.{csv,md,png} (question 7's depth: make depth)
 	$(PYTHON) -m src.studies.sweep size
-	$(PYTHON) -m src.studies.sweep depth
 
 results: install  ## every table and figure the docs quote, regenerated in pieces (one-core pieces pinned side by side, benchmarks alone; resumable; python -m src.reports.results --list shows them): make results [ONLY="bench sweeps"] [FORCE=1]
 	$(PYTHON) -m src.reports.results $(if $(ONLY),--only $(ONLY)) $(if $(FORCE),--force)

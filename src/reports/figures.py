@@ -182,7 +182,7 @@ def fig_curves(out: Path) -> list[Path]:
 
 def fig_sweeps(out: Path) -> list[Path]:
     paths = []
-    for kind in ("size", "depth"):
+    for kind in ("size",):  # the depth sweeps' figure is history (question 7: python -m src.studies.depth table)
         path = out / f"sweep-{kind}.csv"
         if not path.exists():
             raise Skip(f"{path} missing (python -m src.studies.sweep {kind})")

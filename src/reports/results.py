@@ -68,10 +68,7 @@ PIECES: tuple[Piece, ...] = (
                      f"{{python}} -m src.studies.spread --resume --models autoencoder --filters {SPREAD}",
                      "{python} -m src.studies.spread --resume --models compact --filters sobel edge-preserving"),
           ("figures/spread.*",), 360),
-    Piece("sweeps", (f"{{python}} -m src.studies.sweep size {T1}", f"{{python}} -m src.studies.sweep depth {T1}"),
-          ("figures/sweep-size.*", "figures/sweep-depth.*"), 20),
-    Piece("sweep-depth-steps", (f"{{python}} -m src.studies.sweep depth-steps {T1} --repeats 3",),
-          ("figures/sweep-depth-steps.*",), 95),
+    Piece("sweeps", (f"{{python}} -m src.studies.sweep size {T1}",), ("figures/sweep-size.*",), 12),
     Piece("ablation-gan", (f"{{python}} -m src.studies.ablation_gan --arms l1 gan gan-l10 --seeds 0 1 2 --batches 600 "
                            f"{T1}",), ("figures/ablation-gan.*",), 25),
     Piece("zoo", (f"{{python}} -m src.studies.zoo --repeats 3 {T1}",), ("figures/zoo.*", "figures/kernel-*-*.png"), 60),
@@ -87,6 +84,7 @@ PIECES: tuple[Piece, ...] = (
     # the operators issue's studies: they shard themselves over the cores (make's targets), and count apart
     Piece("operators", ("make -s operators PYTHON={python}",), ("figures/operators*",), 150, "all"),
     Piece("grid-size", ("make -s grid-size PYTHON={python}",), ("figures/grid-size*",), 60, "all"),
+    Piece("depth", ("make -s depth PYTHON={python}",), ("figures/depth*",), 135, "all"),
 )
 # Committed files under figures/ that no piece makes, and what does.
 OTHER_SOURCES: dict[str, str] = {
@@ -103,6 +101,9 @@ OTHER_SOURCES: dict[str, str] = {
     "figures/sweep-separable.*": "history: the sweep size --only runs quoted in docs/results.md with their commands",
     "figures/zoo-a.csv": "history: the 60-second zoo at commit 73bcaf2 (docs/results.md)",
     "figures/zoo-b.csv": "history: the 60-second zoo at commit 73bcaf2 (docs/results.md)",
+    "figures/sweep-depth.*": "history: the depth sweep at equal time, commit 73bcaf2 (docs/results.md, question 7)",
+    "figures/sweep-depth-steps.*": "history: the depth sweep at equal steps on 64-px crops, git checkout 13eba76 "
+                                   "(docs/results.md, question 7)",
 }
 STATE = Path("runs/results/state.json")
 

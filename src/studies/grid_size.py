@@ -24,15 +24,13 @@ import numpy as np
 from src.cli import run_cli, shard, strict_json
 from src.dataset.sources import photo
 from src.errors import UserError
-from src.evaluation.evaluate import trivial_answer
-from src.evaluation.metrics import image_metrics, psnr
 from src.filters import get_filter
 from src.inference.predict import predict
 from src.io.files import atomic_write_bytes
 from src.io.tables import markdown_table, mean_sd, read_csv, stamp, write_csv
 from src.io.timing import interleaved_medians
 from src.models import load_model
-from src.studies.operators import OPERATOR_ARGS, OPERATOR_STEPS, checkpoint_path, test_pairs
+from src.studies.operators import OPERATOR_ARGS, OPERATOR_STEPS, checkpoint_path, split_scores
 from src.threads import set_threads
 from src.training.config import TrainConfig
 from src.training.train import train
@@ -60,13 +58,10 @@ def train_one(width: int, seed: int, steps: int, threads: int | None) -> dict:
     elif not out.exists():
         raise UserError(f"{out}: the width-{SHIPPED_WIDTH} runs are the operators study's; run `make operators`")
     net = load_model(out)
-    scores = [(image_metrics(predict(net, rgb), t), psnr(trivial_answer(rgb, t), t))
-              for _, rgb, t in test_pairs(get_filter(OPERATOR), "val")]
+    score = split_scores(net, get_filter(OPERATOR), "val")
     return {"width": width, "seed": seed, "params": sum(p.numel() for p in net.parameters()), "train_s": seconds,
-            "val_psnr": float(np.mean([m["psnr"] for m, _ in scores])), "val_trivial_psnr": float(np.mean([t for _, t in scores])),
-            "val_ssim": float(np.mean([m["ssim"] for m, _ in scores])),
-            "max_err_255": float(np.mean([m["max_err_255"] for m, _ in scores])),
-            "changed_8bit": float(np.mean([m["changed_8bit"] for m, _ in scores])), "checkpoint": str(out)}
+            "val_psnr": score["psnr"], "val_trivial_psnr": score["trivial_psnr"], "val_ssim": score["ssim"],
+            "max_err_255": score["max_err_255"], "changed_8bit": score["changed_8bit"], "checkpoint": str(out)}
 
 
 def make_table(runs: list[dict], repeats: int) -> tuple[list[dict], str]:

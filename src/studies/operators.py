@@ -108,6 +108,13 @@ def test_pairs(flt: Filter, split: str = "test") -> list[tuple[str, np.ndarray, 
     return [(n, read_rgb(p), read_target(targets[n])) for n, p in named]
 
 
+def split_scores(net, flt: Filter, split: str = "val") -> dict:
+    """``net`` on the photos' ``split`` at native size: mean PSNR, SSIM, 8-bit errors and the trivial answer's PSNR."""
+    scores = [(image_metrics(predict(net, rgb), t), psnr(trivial_answer(rgb, t), t)) for _, rgb, t in test_pairs(flt, split)]
+    mean = {k: float(np.mean([m[k] for m, _ in scores])) for k in ("psnr", "ssim", "max_err_255", "changed_8bit")}
+    return mean | {"trivial_psnr": float(np.mean([t for _, t in scores]))}
+
+
 def speed(net, flt: Filter, megapixels: float, repeats: int) -> tuple[float, float]:
     """MP/s of ``predict`` and of the operator on the same photo, interleaved medians."""
     img = photo(megapixels)
