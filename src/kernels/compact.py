@@ -155,7 +155,7 @@ def _store(z, dst, scale):
 
 
 @njit(cache=True, fastmath={"contract"})
-def _pair_row(chan_c, i, cols, rows_k, sign, bias, tmp, zrow, dst, scale):
+def _pair_row(chan_c, i, cols, rows_k, sign, bias, tmp, dst, scale):
     """The default net's whole row in two loops: one mixed channel, one pair of separable 5-tap kernels, the
     magnitude with the one-weight head folded in. Both column passes share each load of the 5 rows; the two row
     passes, the magnitude, the head and the clamp run in the second loop, so no response row is stored."""
@@ -169,11 +169,18 @@ def _pair_row(chan_c, i, cols, rows_k, sign, bias, tmp, zrow, dst, scale):
         tb[x] = b0 * p0 + b1 * p1 + b2 * p2 + b3 * p3 + b4 * p4
     u0, u1, u2, u3, u4 = rows_k[0, 0, 0], rows_k[0, 0, 1], rows_k[0, 0, 2], rows_k[0, 0, 3], rows_k[0, 0, 4]
     v0, v1, v2, v3, v4 = rows_k[1, 0, 0], rows_k[1, 0, 1], rows_k[1, 0, 2], rows_k[1, 0, 3], rows_k[1, 0, 4]
-    for x in range(zrow.shape[0]):
-        u = u0 * ta[x] + u1 * ta[x + 1] + u2 * ta[x + 2] + u3 * ta[x + 3] + u4 * ta[x + 4]
-        v = v0 * tb[x] + v1 * tb[x + 1] + v2 * tb[x + 2] + v3 * tb[x + 3] + v4 * tb[x + 4]
-        zrow[x] = sign * np.sqrt(u * u + v * v) + bias
-    _store(zrow, dst, scale)
+    lo, hi = np.float32(0.0), np.float32(1.0)
+    if scale == 1.0:  # two copies of the loop, so neither tests the output type per pixel
+        for x in range(dst.shape[0]):
+            u = u0 * ta[x] + u1 * ta[x + 1] + u2 * ta[x + 2] + u3 * ta[x + 3] + u4 * ta[x + 4]
+            v = v0 * tb[x] + v1 * tb[x + 1] + v2 * tb[x + 2] + v3 * tb[x + 3] + v4 * tb[x + 4]
+            dst[x] = min(max(sign * np.sqrt(u * u + v * v) + bias, lo), hi)
+    else:
+        s = np.float32(scale)
+        for x in range(dst.shape[0]):
+            u = u0 * ta[x] + u1 * ta[x + 1] + u2 * ta[x + 2] + u3 * ta[x + 3] + u4 * ta[x + 4]
+            v = v0 * tb[x] + v1 * tb[x + 1] + v2 * tb[x + 2] + v3 * tb[x + 3] + v4 * tb[x + 4]
+            dst[x] = np.floor(min(max(sign * np.sqrt(u * u + v * v) + bias, lo), hi) * s + np.float32(0.5))
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -252,7 +259,7 @@ def fused_compact(rgb, out, mix, sep, cols, rows_k, full, pairs, linear, fold, f
         _mix_band(rgb, mix, chan, y0, (y1 - y0) + 2 * r, r, reflect)
         for y in range(y0, y1):
             if pair_fold:
-                _pair_row(chan[0], y - y0, cols, rows_k, fold_sign, fold_bias, tmp, zs[0], out[0, y], scale)
+                _pair_row(chan[0], y - y0, cols, rows_k, fold_sign, fold_bias, tmp, out[0, y], scale)
                 continue
             _responses_row(chan, y - y0, sep, cols, rows_k, full, resp, tmp[0])
             _head_row(resp, pairs, linear, fold, fold_sign, fold_bias, head_w, head_b, head_n, out, y, scale,
