@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows, md = make_table(read_csv(runs_csv), args.repeats)
         write_csv(args.figures / "depth.csv", rows)
         atomic_write_bytes(args.figures / "depth.md", md.encode())
-        plot_depth(read_csv(runs_csv), {r["filter"]: float(r["val_psnr"]) for r in rows if "shipped" in r["network"]},
+        plot_depth(read_csv(runs_csv), {r["filter"]: float(r["val_psnr"]) for r in rows if "grid" in r["network"]},
                    args.figures / "depth.png")
         print(md, end="")
         return 0
