@@ -66,7 +66,8 @@ def train_one(name: str, variant: str, seed: int, steps: int, threads: int | Non
     net = load_model(out)
     score = split_scores(net, flt, "val")
     return {"filter": flt.key, "variant": variant, "seed": seed, "params": sum(p.numel() for p in net.parameters()),
-            "receptive_field": receptive_field(variant), "steps": result["steps"], "train_s": round(result["train_seconds"], 1),
+            "receptive_field": receptive_field(variant), "steps": result["steps"],
+            "train_s": round(result["train_seconds"], 1),
             "converged": result["converged"], "val_gain_last": result["val_gain_last"]} | \
         {f"val_{k}": v for k, v in score.items()} | {"checkpoint": str(out)}
 
@@ -87,15 +88,15 @@ def make_table(runs: list[dict], repeats: int) -> tuple[list[dict], str]:
         if not ref_path.exists():
             print(f"{key}: no {ref_path}, so no shipped row beside its CAN rows")
         groups = {v: [r for r in mine if r["variant"] == v] for v in VARIANTS if any(r["variant"] == v for r in mine)}
-        nets = [load_model(next(r for r in g if int(r["seed"]) == 0)["checkpoint"]) if any(int(r["seed"]) == 0 for r in g)
-                else load_model(g[0]["checkpoint"]) for g in groups.values()]
+        nets = [load_model(min(g, key=lambda r: int(r["seed"]))["checkpoint"]) for g in groups.values()]  # seed 0
         nets += [load_model(ref_path)] if ref_path.exists() else []
         seconds = interleaved_medians([functools.partial(predict, n, img) for n in nets], repeats)
         mp = img.shape[0] * img.shape[1] / 1e6
         for (variant, g), sec in zip(groups.items(), seconds):
             vals = [float(r["val_psnr"]) for r in g]
             rows.append({"filter": key, "network": f"CAN {VARIANTS[variant]['width']}x{VARIANTS[variant]['depth']}",
-                         "receptive_field": int(g[0]["receptive_field"]), "params": int(g[0]["params"]), "seeds": len(g),
+                         "receptive_field": int(g[0]["receptive_field"]), "params": int(g[0]["params"]),
+                         "seeds": len(g),
                          "val_psnr": mean_sd(vals, 2), "gain": float(np.mean(vals)) - float(g[0]["val_trivial_psnr"]),
                          "converged": sum(str(r.get("converged")) == "True" for r in g),  # empty: too few validations
                          "val_gain_last": float(np.mean(gains)) if (gains := [float(r["val_gain_last"]) for r in g
@@ -120,7 +121,8 @@ def make_table(runs: list[dict], repeats: int) -> tuple[list[dict], str]:
     note = (f"CAN runs: {steps} optimiser steps of 4 crops of {CROP} px (>= 2x the largest receptive field, 65 px) "
             "from the 42 training photos, MSE, Adam 1e-3 (x0.3 after 2 validations without a new best), no early stop, "
             f"a validation every {VAL_EVERY} steps; scored on the 7 validation photos at native size, mean ± sd over "
-            "seeds; over the trivial answer: PSNR above returning the input (Sobel: zeros). Converged: the last 3 validations gained < 0.1 dB. "
+            "seeds; over the trivial answer: PSNR above returning the input (Sobel: zeros). Converged: the last 3 "
+            "validations gained < 0.1 dB. "
             "Shipped rows: the operators study's bilateral grid (seed 0; 1,500 steps of 256-px crops) and the Sobel "
             "compact net, scored on the same photos. MP/s: `predict` on one 1 MP photo, 2 threads, each operator's "
             f"networks in one round robin. Made by `{COMMAND} table` {stamp()}.")
@@ -156,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     for seed, name, variant in [(s, o, v) for s in args.seeds for o in args.operators for v in args.variants][part]:
         done = read_csv(runs_csv) if runs_csv.exists() else []  # another shard may have added rows meanwhile
-        if any(r["filter"] == get_filter(name).key and r["variant"] == variant and int(r["seed"]) == seed for r in done):
+        key = get_filter(name).key
+        if any(r["filter"] == key and r["variant"] == variant and int(r["seed"]) == seed for r in done):
             print(f"{name} {variant} seed {seed}: done (a row in {runs_csv})")
             continue
         row = train_one(name, variant, seed, args.steps, args.threads)
