@@ -83,6 +83,20 @@ def test_the_study_trains_ships_and_tables_each_operator_and_resumes(photos_root
     assert "make operators" in md and "guided" in md
 
 
+def test_an_operator_whose_model_changes_is_trained_again_and_tabled_with_its_model(photos_root, monkeypatch):
+    """The runs ledger keys a run by operator, model and seed: a grid's row does not stand for guided upsampling."""
+    operators.run_training([("guided", 0)], steps=2, threads=1)  # the grid (rows before the column are the grid's)
+    monkeypatch.setitem(operators.OPERATOR_MODELS, "guided", "guided-upsampling")
+    monkeypatch.setitem(operators.OPERATOR_ARGS, "guided", {"width": 8, "depth": 4})
+    rows = operators.run_training([("guided", 0)], steps=2, threads=1)
+    assert [r["model"] for r in rows] == ["guided-upsampling"]
+    figures = photos_root.parent / "figures"
+    [row] = operators.make_table(["guided"], repeats=1, threads=1, figures=figures)
+    assert row["model"] == "guided-upsampling" and row["seeds"] == 1
+    assert "guided: guided-upsampling, width=8, depth=4" in (figures / "operators.md").read_text()
+    assert operators.checkpoint_path(get_filter("guided"), 0, "bilateral-grid") == Path("runs/operators/guided-s0.ckpt")
+
+
 @pytest.mark.parametrize("row, expected", [
     ({"filter": "l0-smooth", "psnr": 33.0, "gain": 5.0, "ratio_4": 12.0}, "met"),
     ({"filter": "l0-smooth", "psnr": 29.0, "gain": 5.0, "ratio_4": 12.0}, "missed: 1.00 dB under 30"),
@@ -118,12 +132,12 @@ SHIPPED = sorted((Path(__file__).resolve().parents[1] / "models" / "operators").
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
-def test_each_shipped_operator_model_is_its_filters_grid_and_tiles_equal_the_whole(path):
+def test_each_shipped_operator_model_is_its_filters_model_and_tiles_equal_the_whole(path):
     from src.inference import predict
     from src.models import load_model, read_checkpoint
 
     blob = read_checkpoint(path)  # weights_only=True, bounds and finiteness checked
-    assert blob["model"] == "bilateral-grid" and get_filter(blob["filter"]).key == path.stem
+    assert blob["model"] == operators.model_of(path.stem) and get_filter(blob["filter"]).key == path.stem
     net = load_model(path)
     rgb = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (75, 101, 3), dtype=np.uint8), (0, 0), 1)
     assert np.abs(predict(net, rgb, tile=32) - predict(net, rgb)).max() <= 1e-5

@@ -104,3 +104,50 @@ def test_a_compiled_network_predicts_what_the_eager_one_does_at_any_size(rng):
     with torch.no_grad():
         net.head.weight.add_(0.1)
     assert compiled_copy(net) is not first
+
+
+def _grid(out_channels):
+    from tests.test_bilateral_grid import perturbed  # the grid tests' non-trivial network
+    return perturbed(out_channels)
+
+
+OUT_NETS = {**NETS, "compact-3-out": lambda: CompactNet(out_channels=3, pairs=2).eval(),
+            "grid": lambda: _grid(3), "grid-gray": lambda: _grid(1)}
+
+
+@pytest.mark.parametrize("name", OUT_NETS)
+@pytest.mark.parametrize("tile", [None, 40])
+def test_predict_into_out_returns_out_holding_the_same_result(name, tile, photo):
+    net = OUT_NETS[name]()
+    expected = predict(net, photo, tile=tile)
+    out = np.full(expected.shape, np.nan, np.float32)
+    assert predict(net, photo, tile=tile, out=out) is out
+    assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("name", ["compact", "grid", "grid-gray"])
+def test_the_fused_runtimes_write_into_out_without_allocating_an_output(name, rng):
+    import tracemalloc  # numpy reports its allocations to tracemalloc: a fresh output shows in the peak
+
+    net, rgb = OUT_NETS[name](), rng.integers(0, 256, (600, 500, 3), dtype=np.uint8)
+    out = predict(net, rgb)
+
+    def peak(**kwargs) -> int:
+        tracemalloc.start()
+        try:
+            predict(net, rgb, **kwargs)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    assert peak() >= out.nbytes  # what the test would see if out= were ignored
+    assert peak(out=out) < out.nbytes / 2  # what is left: the grid's cell features (a 64th of the pixels x 16)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda s: np.empty(s[:2], np.float64), "float32"), (lambda s: np.empty((s[0], s[1] + 1), np.float32), "shape"),
+    (lambda s: np.empty(s[:2][::-1], np.float32).T, "C-contiguous"), (lambda s: [[0.0]], "list"),
+    (lambda s: np.empty((*s[:2], 3), np.float32), r"the result is \(\d+, \d+\)")])
+def test_a_wrong_out_is_refused_in_one_line(bad, message, photo):
+    with pytest.raises(UserError, match=message):
+        predict(exact_sobel_net(), photo, out=bad(photo.shape))

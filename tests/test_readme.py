@@ -3,6 +3,7 @@ figures/eval-*.csv and the shipped checkpoints, every table copied from a figure
 table and pasting it into the README keeps this green, and editing only one of them does not."""
 import csv
 import re
+from pathlib import Path
 
 import pytest
 
@@ -232,7 +233,7 @@ def test_the_pix2pix_photos_table_quotes_its_evaluation_csvs():
                "its 4-px frame on Kodak": ("-kodak", "border_psnr")}
     for row in rows:
         cells = dict(zip(header, row))
-        stem = cells["checkpoint"].strip("`").removeprefix("models/").removesuffix(".ckpt")
+        stem = Path(cells["checkpoint"].strip("`")).stem  # models/NAME.ckpt, or a second seed's runs/NAME.ckpt
         for column, (suffix, key) in columns.items():
             value = eval_mean(f"eval-{stem}{suffix}.csv")[key]
             assert matches(value, numbers(cells[column])[-1]), (stem, column, cells[column], value)

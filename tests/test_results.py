@@ -109,3 +109,25 @@ def test_a_pieces_fresh_tables_carry_its_command_commit_and_date(tmp_path):
 def test_the_results_page_shows_the_pieces_and_their_total_as_they_are():
     page = (ROOT / "docs" / "results.md").read_text()
     assert results.pieces_markdown() in page and f"`{results.listing(PIECES, {}).splitlines()[-1]}`" in page
+
+
+def test_a_table_made_from_uncommitted_code_says_so_in_its_commit(tmp_path, monkeypatch):
+    """commit_id() is HEAD, plus "+changes" while the code under src/ differs from it (other files do not count)."""
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("r\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    monkeypatch.chdir(tmp_path)
+    head = commit_id()
+    assert head and "+" not in head and head != "unknown"
+    (tmp_path / "README.md").write_text("changed\n")
+    assert commit_id() == head
+    (tmp_path / "src" / "a.py").write_text("x = 2\n")
+    assert commit_id() == head + "+changes"

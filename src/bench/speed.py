@@ -74,6 +74,9 @@ def runtimes(net, img: np.ndarray, compile_cpu: bool) -> list[tuple[str, Callabl
     pooled = img.shape[0] * img.shape[1] >= POOL_PIXELS
     u8 = numba_runner(net, out_dtype=np.uint8)
     rows = [("predict (default: numba one pass)", lambda: predict(net, img), "bands to whichever thread is free")]
+    reused = np.empty(img.shape[:2], np.float32)  # as the copy writes into one array, call after call
+    rows.append(("predict, out= one array reused", lambda: predict(net, img, out=reused),
+                 "no fresh output pages to zero, as the copy"))
     if u8 is not None:
         rows.append(("numba one pass, uint8 out", lambda: u8(img)[0], "round(255 y): 4 of the 7 bytes a pixel"))
     rows += [("predict backend=opencv: fused row bands", lambda: predict(net, img, backend="opencv"),

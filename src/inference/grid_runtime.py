@@ -21,6 +21,7 @@ import torch.nn as nn
 from src.errors import NonFiniteOutput
 from src.inference.runtime import kept
 from src.models.bilateral_grid import BilateralGridNet
+from src.models.guided import GuidedUpsamplingNet
 
 
 def guide_weights(net: BilateralGridNet) -> tuple[np.ndarray, ...]:
@@ -70,10 +71,19 @@ class Grid(NamedTuple):
 
 def grid_features(net: nn.Module, rgb: np.ndarray, keep_guide: bool = False) -> Grid:
     """A :class:`BilateralGridNet`'s grid of the whole image ``rgb`` (uint8); ``keep_guide``: keep each pixel's bin
-    coordinate for a whole-image slice (with the bins' statistics, which compute it; 4 bytes a pixel)."""
+    coordinate for a whole-image slice (with the bins' statistics, which compute it; 4 bytes a pixel). A
+    :class:`GuidedUpsamplingNet`'s coefficients are its features (sliced with an identity last layer)."""
     import src.kernels.grid as kernels  # optional dependency: numba (callers check grid_slicer first)
 
     rgb = np.ascontiguousarray(rgb)
+    if type(net) is GuidedUpsamplingNet:
+        eh, ew = net.extent(rgb.shape[:2])
+        small = _scratch("small", (eh // net.scale, ew // net.scale, 3))
+        kernels.box_down(rgb, net.scale, small)
+        with torch.inference_mode():
+            coeffs = _channels_last_copy(net).coefficients_of(_channels_last(small).contiguous(
+                memory_format=torch.channels_last))
+            return Grid(np.ascontiguousarray(coeffs[0].permute(1, 2, 0).float().numpy()))
     if net.cell:
         eh, ew = net.extent(rgb.shape[:2])
         small = _scratch("small", (eh // net.down, ew // net.down, 3))
@@ -98,16 +108,21 @@ def grid_slicer(net: nn.Module) -> Callable | None:
     """``slice(grid, rgb_tile, offset, size) -> (C, h, w)`` in [0, 1]: a :class:`BilateralGridNet`'s per-pixel
     work (guide, trilinear lookup, affine) in one numba pass (:func:`src.kernels.grid.slice_affine`);
     None if numba is missing or ``net`` is not an eval-mode grid net on the CPU. ``grid``: :func:`grid_features`'s."""
-    if type(net) is not BilateralGridNet or net.training or next(net.parameters()).device.type != "cpu":
+    if type(net) not in (BilateralGridNet, GuidedUpsamplingNet) or net.training or next(net.parameters()).device.type != "cpu":
         return None
     try:
         import src.kernels.grid as kernels  # optional dependency: numba
     except ImportError:
         return None
-    guide = guide_weights(net)
-    with torch.no_grad():
-        layer = net.to_grid.weight.view(net.to_grid.out_channels, -1).t().float().numpy().copy()  # (F, bins * K)
-        bias = net.to_grid.bias.float().numpy().copy()
+    if type(net) is GuidedUpsamplingNet:  # one bin, the coefficients themselves: no guide, an identity last layer
+        guide = (np.zeros((1, 3), np.float32), np.zeros(1, np.float32), np.zeros((1, 1), np.float32),
+                 np.zeros(1, np.float32))
+        layer, bias = np.eye(net.n_coeffs, dtype=np.float32), np.zeros(net.n_coeffs, np.float32)
+    else:
+        guide = guide_weights(net)
+        with torch.no_grad():
+            layer = net.to_grid.weight.view(net.to_grid.out_channels, -1).t().float().numpy().copy()  # (F, bins * K)
+            bias = net.to_grid.bias.float().numpy().copy()
 
     def check_finite(grid: Grid) -> None:
         """Raise :class:`NonFiniteOutput` unless every pixel's output is finite, from the grid alone (not the image):
@@ -120,10 +135,15 @@ def grid_slicer(net: nn.Module) -> Callable | None:
             raise NonFiniteOutput(f"the grid's coefficients reach {bound:.3g}: the network's output would hold NaN or "
                                   "infinite values (nothing written)")
 
-    def run(grid: Grid, rgb: np.ndarray, offset: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    def run(grid: Grid, rgb: np.ndarray, offset: tuple[int, int], size: tuple[int, int],
+            out: np.ndarray | None = None) -> np.ndarray:
         (h, w), (y, x) = rgb.shape[:2], offset
         zmap = NO_GUIDE if grid.zmap is None else grid.zmap[y : y + h, x : x + w]
-        out = np.empty((h, w, net.out_channels), np.float32)  # pixel-major: predict returns it as is
+        if out is None:
+            out = np.empty((h, w, net.out_channels), np.float32)  # pixel-major: predict returns it as is
+        elif out.shape != (h, w, net.out_channels) or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {(h, w, net.out_channels)}, got "
+                             f"{out.dtype} {out.shape}")
         chunks = max(1, min(h, 4 * numba.get_num_threads()))  # runs of rows: 4 a thread, to balance
         kernels.slice_affine(np.ascontiguousarray(rgb), grid.features, layer, bias, net.bins, *guide, zmap, out, y, x,
                              *net.extent(size), chunks)
@@ -140,10 +160,11 @@ def grid_runner(net: nn.Module) -> Callable[[np.ndarray], np.ndarray] | None:
     if slicer is None:
         return None
 
-    def run(rgb: np.ndarray) -> np.ndarray:
+    def run(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         grid = grid_features(net, rgb, keep_guide=True)
         slicer.check_finite(grid)
-        return slicer(grid, rgb, (0, 0), rgb.shape[:2])
+        return slicer(grid, rgb, (0, 0), rgb.shape[:2], out)
 
     run.clamped = run.finite = True  # finite: checked on the grid, not pixel by pixel
+    run.out_layout = "hwc"  # run(rgb, out=...) writes an (H, W, C) array in place
     return run

@@ -82,7 +82,7 @@ def _tile_runner(net: nn.Module, backend: str, compiled: bool = False):
 
 @torch.inference_mode()
 def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: str = "auto",
-            compiled: bool = False) -> np.ndarray:
+            compiled: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Run ``net`` on one image at native resolution.
 
     ``rgb``: ``(H, W, 3)`` uint8 (gray, RGBA and 16-bit arrays are converted), any ``H, W >= 1``.
@@ -94,29 +94,54 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
     image). :func:`predict_bands` gives the same result band by band, for output that never exists whole.
     ``compiled``: a torch network (the CAN, the U-Net, the autoencoder) through ``torch.compile`` (dynamic
     sizes, kept for the next call): 3.1-3.5x for the CAN in `make bench` after a first call of ~20 s (~4 s warm).
+    ``out``: a C-contiguous float32 array of the result's shape to write into and return, e.g. one array reused
+    for every frame of a video, or a memory-mapped file: the fused CPU runtimes (the compact net's, the grid's)
+    write the whole image straight into it, so no output memory is allocated (a fresh array's pages are zeroed
+    by the OS on first touch, 5-12 % of the default net's time at 24 MP in `make bench`); else it is filled band
+    by band.
 
     >>> from src.models import exact_sobel_net
     >>> predict(exact_sobel_net(), np.zeros((7, 9, 3), np.uint8)).shape
     (7, 9)
+    >>> frame = np.empty((7, 9), np.float32)
+    >>> predict(exact_sobel_net(), np.zeros((7, 9, 3), np.uint8), out=frame) is frame
+    True
     """
-    out = None
-    for y0, band in predict_bands(net, rgb, tile, backend, compiled):
-        if y0 == 0 and band.shape[0] == rgb.shape[0]:
+    if out is not None and (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.ndim not in (2, 3)
+                            or out.shape[:2] != np.shape(rgb)[:2] or not out.flags.c_contiguous
+                            or not out.flags.writeable):
+        raise UserError(f"out must be a writeable, C-contiguous float32 array of shape {tuple(np.shape(rgb)[:2])} "
+                        f"or {tuple(np.shape(rgb)[:2])} + (channels,), got {_describe(out)}")
+    channels = getattr(net, "out_channels", None)  # known up front for most networks: refuse before any work
+    if out is not None and channels and out.shape[2:] != (() if channels == 1 else (channels,)):
+        raise UserError(f"out has shape {out.shape}, the result is {(*out.shape[:2], channels)[:2 if channels == 1 else 3]}")
+    result = out
+    for y0, band in predict_bands(net, rgb, tile, backend, compiled, out):
+        if band is out:
+            return out  # written in place by the runtime
+        if out is None and y0 == 0 and band.shape[0] == rgb.shape[0]:
             return band  # the whole image in one piece: no copy
-        if out is None:
-            out = np.empty((rgb.shape[0], *band.shape[1:]), np.float32)
-        out[y0 : y0 + band.shape[0]] = band
-    return out
+        if result is None:
+            result = np.empty((rgb.shape[0], *band.shape[1:]), np.float32)
+        elif band.shape[1:] != result.shape[1:]:
+            raise UserError(f"out has shape {out.shape}, the result is {(rgb.shape[0], *band.shape[1:])}")
+        result[y0 : y0 + band.shape[0]] = band
+    return result
+
+
+def _describe(a: object) -> str:
+    return f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
 
 
 @torch.inference_mode()
 def predict_bands(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: str = "auto",
-                  compiled: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+                  compiled: bool = False, out: np.ndarray | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """:func:`predict`'s result as ``(y0, rows)`` from the top: float32 ``(h, W)`` or ``(h, W, C)`` bands, one
     per row of tiles (the whole image when ``tile`` is None or covers it), each checked finite and clipped.
 
     What the CLI streams to disk (:func:`src.io.images.write_png_bands`): the output of a 100 MP image
-    never exists whole, only the input and a band of ``tile`` rows (plus a blend's overlap).
+    never exists whole, only the input and a band of ``tile`` rows (plus a blend's overlap). ``out``
+    (:func:`predict`'s, checked there): a runtime that can write the whole image into it does, and yields it.
     """
     rgb = to_rgb_uint8(rgb)
     if tile is not None and tile < 1:
@@ -124,7 +149,8 @@ def predict_bands(net: nn.Module, rgb: np.ndarray, tile: int | None = None, back
     run = _tile_runner(net, backend, compiled)
     H, W = rgb.shape[:2]
     if tile is None or (H <= tile and W <= tile):
-        bands: Iterator[tuple[int, np.ndarray]] = iter([(0, run(rgb))])
+        direct = _in_place(run, out)
+        bands: Iterator[tuple[int, np.ndarray]] = iter([(0, run(rgb) if direct is None else run(rgb, out=direct))])
     elif getattr(net, "blend_tiles", False):
         bands = blended_bands(run, rgb, tile)
     elif getattr(net, "whole_image_context", False):
@@ -136,7 +162,19 @@ def predict_bands(net: nn.Module, rgb: np.ndarray, tile: int | None = None, back
             check_finite_output(band)
         if not getattr(run, "clamped", False):  # the fused runtimes clamp as they write
             band = np.clip(band, 0.0, 1.0, out=band)
-        yield y0, band[0] if band.shape[0] == 1 else np.ascontiguousarray(band.transpose(1, 2, 0))
+        band = band[0] if band.shape[0] == 1 else np.ascontiguousarray(band.transpose(1, 2, 0))
+        yield y0, out if out is not None and band.shape == out.shape and np.shares_memory(band, out) else band
+
+
+def _in_place(run, out: np.ndarray | None) -> np.ndarray | None:
+    """``out`` as the ``(C, H, W)`` or ``(H, W, C)`` view that ``run`` writes into, where it writes in place (the
+    fused CPU runtimes, ``out_layout``) and the layouts agree; else None (``predict`` copies the result in)."""
+    layout = getattr(run, "out_layout", None)
+    if out is None or layout is None:
+        return None
+    if out.ndim == 2:
+        return out[None] if layout == "chw" else out[:, :, None]
+    return out if layout == "hwc" else None
 
 
 def halo_bands(run, rgb: np.ndarray, tile: int, halo: int | None, name: str) -> Iterator[tuple[int, np.ndarray]]:

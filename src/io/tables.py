@@ -86,12 +86,16 @@ def mean_sd(values: Sequence[float], digits: int) -> str:
 
 
 def commit_id() -> str:
-    """The checkout's commit, short (``unknown`` outside git)."""
+    """The checkout's commit, short, and ``+changes`` when the code under ``src/`` differs from it (a table made then
+    came from code that no commit holds); ``unknown`` outside git."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--", ":/src"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return head + ("+changes" if changed else "")
 
 
 def stamp() -> str:

@@ -334,7 +334,8 @@ def runner(plan, threads: int, auto_threads: bool, out_dtype=np.float32,
     features = max([plan.pairs + plan.linear, 1] + [int(n) for n in args["head_n"]])
     sizes = (args["mix"].shape[0], args["cols"].shape[0], features, plan.radius)
 
-    def run(rgb: np.ndarray) -> np.ndarray:
+    def run(rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``out``: a C-contiguous ``(C, H, W)`` array of ``out_dtype`` to write into (default: a new one)."""
         rgb = np.ascontiguousarray(rgb)
         H, W = rgb.shape[:2]
         n = 1 if auto_threads and H * W < PARALLEL_PIXELS else threads
@@ -344,7 +345,11 @@ def runner(plan, threads: int, auto_threads: bool, out_dtype=np.float32,
         if work is None:
             _SCRATCH.sets.clear()  # one size kept per thread: a folder of mixed sizes does not pile up
             work = _SCRATCH.sets[key] = scratch(n, W, *sizes, band_rows=rows)
-        out = np.empty((plan.out_channels, H, W), out_dtype)
+        if out is None:
+            out = np.empty((plan.out_channels, H, W), out_dtype)
+        elif out.shape != (plan.out_channels, H, W) or out.dtype != out_dtype or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous {out_dtype} array of shape {(plan.out_channels, H, W)}, "
+                             f"got {out.dtype} {out.shape}")
         previous, chunk = numba.get_num_threads(), numba.set_parallel_chunksize(1)
         numba.set_num_threads(n)
         try:
@@ -356,4 +361,5 @@ def runner(plan, threads: int, auto_threads: bool, out_dtype=np.float32,
         return out
 
     run.clamped = True
+    run.out_layout = "chw"  # run(rgb, out=...) writes a (C, H, W) array in place
     return run

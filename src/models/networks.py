@@ -14,6 +14,7 @@ from src.errors import UserError
 from src.filters.functional import BT601, max_gradient_magnitude, pad_reflect101
 from src.filters.sobel import sobel_kernels
 from src.models.bilateral_grid import BilateralGridNet
+from src.models.guided import GuidedUpsamplingNet
 from src.models.can import ContextAggregationNet
 from src.models.layers import clamp01_straight_through
 from src.models.pix2pix import UNetGenerator
@@ -219,6 +220,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "unet": UNetGenerator,
     "bilateral-grid": BilateralGridNet,
     "hdrnet": BilateralGridNet,  # the paper's name for the same network
+    "guided-upsampling": GuidedUpsamplingNet,
+    "dgf": GuidedUpsamplingNet,  # the paper's name (deep guided filter)
 }
 
 
@@ -241,6 +244,9 @@ LIMITS["bilateral-grid"] = LIMITS["hdrnet"] = {
     "in_channels": _CHANNELS, "grid": (int, 1, 64), "bins": (int, 1, 32), "low_res": (int, 2, 1024),
     "width": (int, 1, 64), "guide_width": (int, 1, 64), "cell": (int, 0, 256), "down": (int, 1, 32),
     "stats": (bool, (True, False))}
+LIMITS["guided-upsampling"] = LIMITS["dgf"] = {
+    "in_channels": _CHANNELS, "scale": (int, 1, 32), "width": (int, 1, 128), "depth": (int, 3, 12),
+    "radius": (int, 0, 8), "eps": (float, 1e-8, 1.0)}
 MAX_OUT_CHANNELS = 4
 
 

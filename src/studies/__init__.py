@@ -7,6 +7,7 @@
 - :mod:`~src.studies.ablation_gan`: L1 alone against GAN + L1 (``make ablation-gan``).
 - :mod:`~src.studies.quantize`: fp16 / bf16 / int8 copies of the shipped checkpoints (``make quantize``).
 - :mod:`~src.studies.teach_target`: teach by example on held-out photos (``make teach-target``).
+- :mod:`~src.studies.runs`: the run ledger the long studies share (a row a run, appended as it finishes).
 
 May import: everything below it (:mod:`src.reports` and down: training, evaluation, inference, models,
 dataset, filters, io). Not :mod:`src.bench` (a benchmark times, a study trains: neither needs the other).

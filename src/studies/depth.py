@@ -34,6 +34,7 @@ from src.io.timing import interleaved_medians
 from src.models import load_model
 from src.reports.sweeps import plot_depth
 from src.studies.operators import checkpoint_path, split_scores
+from src.studies.runs import run_missing
 from src.threads import set_threads
 from src.training.config import TrainConfig
 from src.training.train import train
@@ -156,15 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                    args.figures / "depth.png")
         print(md, end="")
         return 0
-    for seed, name, variant in [(s, o, v) for s in args.seeds for o in args.operators for v in args.variants][part]:
-        done = read_csv(runs_csv) if runs_csv.exists() else []  # another shard may have added rows meanwhile
-        key = get_filter(name).key
-        if any(r["filter"] == key and r["variant"] == variant and int(r["seed"]) == seed for r in done):
-            print(f"{name} {variant} seed {seed}: done (a row in {runs_csv})")
-            continue
-        row = train_one(name, variant, seed, args.steps, args.threads)
-        print(strict_json(row), flush=True)
-        write_csv(runs_csv, (read_csv(runs_csv) if runs_csv.exists() else []) + [row])
+    jobs = [(s, o, v) for s in args.seeds for o in args.operators for v in args.variants][part]
+    run_missing(runs_csv, [(f"{name} {variant} seed {seed}",
+                            {"filter": get_filter(name).key, "variant": variant, "seed": seed},
+                            functools.partial(train_one, name, variant, seed, args.steps, args.threads))
+                           for seed, name, variant in jobs])
     return 0
 
 

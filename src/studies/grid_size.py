@@ -31,6 +31,7 @@ from src.io.tables import markdown_table, mean_sd, read_csv, stamp, write_csv
 from src.io.timing import interleaved_medians
 from src.models import load_model
 from src.studies.operators import OPERATOR_ARGS, OPERATOR_STEPS, checkpoint_path, split_scores
+from src.studies.runs import run_missing
 from src.threads import set_threads
 from src.training.config import TrainConfig
 from src.training.train import train
@@ -116,14 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_bytes(args.figures / "grid-size.md", md.encode())
         print(md, end="")
         return 0
-    for width, seed in [(w, s) for s in args.seeds for w in args.widths][part]:
-        done = read_csv(runs_csv) if runs_csv.exists() else []  # another shard may have added rows meanwhile
-        if any(int(r["width"]) == width and int(r["seed"]) == seed for r in done):
-            print(f"width {width} seed {seed}: done (a row in {runs_csv})")
-            continue
-        row = train_one(width, seed, args.steps, args.threads)
-        print(strict_json(row), flush=True)
-        write_csv(runs_csv, (read_csv(runs_csv) if runs_csv.exists() else []) + [row])
+    run_missing(runs_csv, [(f"width {width} seed {seed}", {"width": width, "seed": seed},
+                            functools.partial(train_one, width, seed, args.steps, args.threads))
+                           for width, seed in [(w, s) for s in args.seeds for w in args.widths][part]])
     return 0
 
 

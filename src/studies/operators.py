@@ -1,5 +1,6 @@
-"""The expensive operators learned from photographs: train a bilateral grid on each, score it on Kodak, time it
-beside the operator itself.
+"""The expensive operators learned from photographs: train a low-resolution model on each (a bilateral grid, or
+guided upsampling where it was better on the validation photos), score it on Kodak, time it beside the operator
+itself.
 
     python -m src.studies.operators train [--operators l0-smooth ...] [--shard 0/2] [--seeds 0 1 2] [--steps N]
     python -m src.studies.operators table [--repeats 5]          # figures/operators.{md,csv}
@@ -19,6 +20,7 @@ PSNR as mean +- sd, and MP/s of ``predict`` and of the operator on the same 1 MP
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from pathlib import Path
 from typing import Sequence
@@ -42,6 +44,7 @@ from src.io.images import read_rgb
 from src.io.tables import mean_sd, read_csv, stamp, write_csv
 from src.io.timing import interleaved_medians
 from src.models import load_model
+from src.studies.runs import run_missing
 from src.threads import set_threads
 from src.training.config import MODEL_DEFAULTS, TrainConfig
 from src.training.train import train
@@ -57,45 +60,58 @@ OPERATOR_STEPS = MODEL_DEFAULTS["bilateral-grid"]["max_steps"]  # about 10 minut
 # twice the other four (at 4 MP, beside the operator, 21 rounds: defaults 7.2-8.5x, 8 bins 10.2-10.3x, and a guide
 # of 8 10.5-10.9x; the table's own run, 5 rounds, measured 8.7x: this machine's timings move by +-20 %).
 OPERATOR_ARGS: dict[str, dict] = {"detail-enhance": {"bins": 8, "guide_width": 8}}
+GRID = "bilateral-grid"
+# Per operator, the model where it is not the grid (OPERATOR_ARGS then holds that model's options), chosen on the
+# validation photos at the same step budget and seed: see docs/results.md, "Guided upsampling".
+OPERATOR_MODELS: dict[str, str] = {}
 SHIPPED = Path("models/operators")
 RUNS_CSV = Path("figures/operators-runs.csv")
 COMMAND = "make operators"
 
 
-def checkpoint_path(flt: Filter, seed: int) -> Path:
-    return SHIPPED / f"{flt.key}.ckpt" if seed == 0 else Path("runs/operators") / f"{flt.key}-s{seed}.ckpt"
+def model_of(key: str) -> str:
+    """The model the study trains and ships for operator ``key``."""
+    return OPERATOR_MODELS.get(key, GRID)
+
+
+def checkpoint_path(flt: Filter, seed: int, model: str | None = None) -> Path:
+    """Seed 0 of the operator's own model is the shipped one; the rest (other seeds, other models) are runs."""
+    model = model or model_of(flt.key)
+    if seed == 0 and model == model_of(flt.key):
+        return SHIPPED / f"{flt.key}.ckpt"
+    return Path("runs/operators") / f"{flt.key}{'' if model == GRID else '-' + model}-s{seed}.ckpt"
+
+
+def run_model(row: dict) -> str:
+    """The model of a row of the runs CSV (rows written before the column existed are the grid's)."""
+    return row.get("model") or GRID
 
 
 def train_one(name: str, seed: int, steps: int, threads: int | None) -> dict:
-    """One operator, one seed: a bilateral grid on the photos, its row (the test split scored by ``train``)."""
+    """One operator, one seed: its model on the photos, its row (the test split scored by ``train``)."""
     flt = get_filter(name)
     out = checkpoint_path(flt, seed)
-    cfg = TrainConfig(model="bilateral-grid", model_kwargs=dict(OPERATOR_ARGS.get(flt.key, {})), filter=name,
+    cfg = TrainConfig(model=model_of(flt.key), model_kwargs=dict(OPERATOR_ARGS.get(flt.key, {})), filter=name,
                       data="photos", crop=256, max_steps=steps, seed=seed, threads=threads, output=str(out), quiet=True,
                       logger="none")
+    if cfg.model != GRID:  # the shipped path is the same for any model: its run folder must not be the grid's
+        cfg.run_dir = str(Path(cfg.run_dir) / cfg.model)
     # an interrupted run (a kill, a crash) continues from its last checkpoint, to the same weights
     cfg.resume = (Path(cfg.run_dir) / out.stem / "checkpoints" / "last.ckpt").exists()
     result = train(cfg)
-    return {"filter": flt.key, "seed": seed, "steps": result["steps"], "stopped_by": result["stopped_by"],
+    return {"filter": flt.key, "model": model_of(flt.key), "seed": seed, "steps": result["steps"], "stopped_by": result["stopped_by"],
             "train_s": round(result["train_seconds"], 1), "best_val_psnr": result["best_val_psnr"],
             "test_psnr": result["test_psnr"], "test_ssim": result["test_ssim"], "checkpoint": str(out)}
 
 
 def run_training(runs: Sequence[tuple[str, int]], steps: int, threads: int | None,
                  runs_csv: Path = RUNS_CSV) -> list[dict]:
-    """Every (operator, seed) of ``runs`` without a row in ``runs_csv``, each row appended as its run finishes."""
-    done = {(r["filter"], int(r["seed"])) for r in (read_csv(runs_csv) if runs_csv.exists() else [])}
-    new = []
-    for name, seed in runs:
-        if (get_filter(name).key, seed) in done:
-            print(f"{name} seed {seed}: done (a row in {runs_csv})")
-            continue
-        row = train_one(name, seed, steps, threads)
-        print(strict_json(row), flush=True)
-        rows = read_csv(runs_csv) if runs_csv.exists() else []  # another shard may have added rows meanwhile
-        write_csv(runs_csv, rows + [row])
-        new.append(row)
-    return new
+    """Every (operator, seed) of ``runs`` without a row in ``runs_csv`` for the operator's model, each row appended
+    as its run finishes."""
+    return run_missing(runs_csv, [(f"{name} seed {seed}", {"filter": (key := get_filter(name).key),
+                                                           "model": model_of(key), "seed": seed},
+                                   functools.partial(train_one, name, seed, steps, threads)) for name, seed in runs],
+                       missing={"model": GRID})
 
 
 def test_pairs(flt: Filter, split: str = "test") -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -131,11 +147,11 @@ def table_row(name: str, runs: list[dict], repeats: int) -> dict | None:
         return None
     net = load_model(path)
     scores = [(image_metrics(predict(net, rgb), t), psnr(trivial_answer(rgb, t), t)) for _, rgb, t in test_pairs(flt)]
-    row = {"filter": flt.key, "psnr": float(np.mean([m["psnr"] for m, _ in scores])),
+    row = {"filter": flt.key, "model": model_of(flt.key), "psnr": float(np.mean([m["psnr"] for m, _ in scores])),
            "ssim": float(np.mean([m["ssim"] for m, _ in scores])),
            "trivial_psnr": float(np.mean([t for _, t in scores])), "params": sum(p.numel() for p in net.parameters())}
     row["gain"] = row["psnr"] - row["trivial_psnr"]
-    seeds = [float(r["test_psnr"]) for r in runs if r["filter"] == flt.key]
+    seeds = [float(r["test_psnr"]) for r in runs if r["filter"] == flt.key and run_model(r) == row["model"]]
     row["seeds"], row["seeds_psnr"] = len(seeds), mean_sd(seeds, 2) if seeds else ""
     for mp in (1, 4):
         row[f"net_mps_{mp}"], row[f"op_mps_{mp}"] = speed(net, flt, mp, repeats)
@@ -158,18 +174,19 @@ def verdict(row: dict) -> str:
 
 
 def markdown(rows: list[dict], threads: int, stamp: str) -> str:
-    header = ["operator", "test PSNR (dB)", "input / zeros", "gain", "seeds (mean ± sd)", "SSIM", "params",
+    header = ["operator", "model", "test PSNR (dB)", "input / zeros", "gain", "seeds (mean ± sd)", "SSIM", "params",
               "MP/s 1 MP: net / operator", "4 MP: net / operator", "× operator at 4 MP", "goal"]
-    cells = [(r["filter"], f"{r['psnr']:.2f}", f"{r['trivial_psnr']:.2f}", f"{r['gain']:+.2f}",
+    cells = [(r["filter"], r["model"], f"{r['psnr']:.2f}", f"{r['trivial_psnr']:.2f}", f"{r['gain']:+.2f}",
               f"{r['seeds_psnr']} ({r['seeds']})", f"{r['ssim']:.4f}", r["params"],
               f"{r['net_mps_1']:.1f} / {r['op_mps_1']:.2f}", f"{r['net_mps_4']:.1f} / {r['op_mps_4']:.2f}",
               f"{r['ratio_4']:.1f}x", r["goal"]) for r in rows]
     five = [r["psnr"] for r in rows if r["filter"] in FIVE]
-    lines = [tables.markdown_table(header, cells, align="lrrrrrrrrrl"), ""]
+    lines = [tables.markdown_table(header, cells, align="llrrrrrrrrrl"), ""]
     if len(five) == len(FIVE):
         lines.append(f"Mean of the five smoothing and detail operators: {np.mean(five):.2f} dB (goal >= 33).")
-    own = "; ".join(f"{k}: " + ", ".join(f"{a}={v}" for a, v in args.items()) for k, args in OPERATOR_ARGS.items())
-    lines.append(f"Bilateral grid (`--model bilateral-grid`, defaults{'; ' + own if own else ''}), {OPERATOR_STEPS} "
+    own = "; ".join(f"{k}: {model_of(k)}" + "".join(f", {a}={v}" for a, v in OPERATOR_ARGS.get(k, {}).items())
+                    for k in dict.fromkeys([*OPERATOR_ARGS, *OPERATOR_MODELS]))
+    lines.append(f"Bilateral grid (`--model bilateral-grid`) with its defaults unless said ({own}), {OPERATOR_STEPS} "
                  "optimiser steps on 256-px "
                  "crops of the training photos; test: the 24 Kodak photos at native size (never trained on or used "
                  "to choose); input / zeros: the trivial answer's PSNR; speed: `predict` and the operator on the "
@@ -201,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=OPERATOR_STEPS, help="optimiser steps per run")
     ap.add_argument("--shard", default="0/1", help="I/N: every N-th run (operator, seed) from the I-th")
     ap.add_argument("--threads", type=int, default=None, help="per run (training default: the free cores)")
-    ap.add_argument("--repeats", type=int, default=5, help="timing rounds per MP/s figure")
+    ap.add_argument("--repeats", type=int, default=9, help="timing rounds per MP/s figure")
     ap.add_argument("--figures", type=Path, default=Path("figures"))
     args = ap.parse_args(argv)
     part = shard(args.shard)

@@ -35,6 +35,7 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
                            loss="mse"),
 }
 MODEL_DEFAULTS["hdrnet"] = MODEL_DEFAULTS["bilateral-grid"]
+MODEL_DEFAULTS["guided-upsampling"] = MODEL_DEFAULTS["dgf"] = MODEL_DEFAULTS["bilateral-grid"]  # the same recipe
 # The CAN at CPU size: 8 channels, depth 5, receptive field 17 x 17 (trains ~4x the steps of 16 x 6 per second).
 # The zoo's CAN rows and teach-by-example's "can" use it.
 CAN_ARGS: dict[str, int] = {"width": 8, "depth": 5}
