@@ -83,7 +83,6 @@ class GuidedUpsamplingNet(nn.Module):
                            radius=radius, eps=eps)
         self.out_channels, self.scale, self.radius = out_channels, scale, radius
         self.n_coeffs = out_channels * 4
-        self.cell = scale  # the grid's name for pixels per cell (predict's grid runtime reads it)
         self.low = ContextAggregationNet(3, out_channels, width=width, depth=depth)
         self.log_eps = nn.Parameter(torch.tensor(math.log(eps)))
         if not self.low.residual:  # one output channel: start at zeros, the trivial answer of a gray filter
