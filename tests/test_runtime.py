@@ -144,8 +144,8 @@ def test_bench_writes_its_table_with_every_runtime_and_the_bound(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     md = (tmp_path / "b.md").read_text()
     assert "Memory-bandwidth bound" in md and "x copy of the same bytes" in md
-    for name in ("OpenCV Sobel pipeline", "copy of the same bytes", "predict (default: numba one pass)", "out= one array",
-                 "uint8 out",
+    for name in ("OpenCV Sobel pipeline", "copy of the same bytes", "predict (default: numba one pass)",
+                 "out= one array", "uint8 out",
                  "backend=opencv: fused row bands", "in turn", "2-thread pool", "same OpenCV steps", "torch eager",
                  "sepFilter2D"):
         assert name in md

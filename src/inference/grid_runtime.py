@@ -108,7 +108,9 @@ def grid_slicer(net: nn.Module) -> Callable | None:
     """``slice(grid, rgb_tile, offset, size) -> (C, h, w)`` in [0, 1]: a :class:`BilateralGridNet`'s per-pixel
     work (guide, trilinear lookup, affine) in one numba pass (:func:`src.kernels.grid.slice_affine`);
     None if numba is missing or ``net`` is not an eval-mode grid net on the CPU. ``grid``: :func:`grid_features`'s."""
-    if type(net) not in (BilateralGridNet, GuidedUpsamplingNet) or net.training or next(net.parameters()).device.type != "cpu":
+    if type(net) not in (BilateralGridNet, GuidedUpsamplingNet) or net.training:
+        return None
+    if next(net.parameters()).device.type != "cpu":
         return None
     try:
         import src.kernels.grid as kernels  # optional dependency: numba

@@ -113,8 +113,9 @@ def predict(net: nn.Module, rgb: np.ndarray, tile: int | None = None, backend: s
         raise UserError(f"out must be a writeable, C-contiguous float32 array of shape {tuple(np.shape(rgb)[:2])} "
                         f"or {tuple(np.shape(rgb)[:2])} + (channels,), got {_describe(out)}")
     channels = getattr(net, "out_channels", None)  # known up front for most networks: refuse before any work
-    if out is not None and channels and out.shape[2:] != (() if channels == 1 else (channels,)):
-        raise UserError(f"out has shape {out.shape}, the result is {(*out.shape[:2], channels)[:2 if channels == 1 else 3]}")
+    expected = None if out is None or not channels else out.shape[:2] + ((channels,) if channels > 1 else ())
+    if expected is not None and out.shape != expected:
+        raise UserError(f"out has shape {out.shape}, the result is {expected}")
     result = out
     for y0, band in predict_bands(net, rgb, tile, backend, compiled, out):
         if band is out:

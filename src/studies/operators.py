@@ -99,9 +99,10 @@ def train_one(name: str, seed: int, steps: int, threads: int | None) -> dict:
     # an interrupted run (a kill, a crash) continues from its last checkpoint, to the same weights
     cfg.resume = (Path(cfg.run_dir) / out.stem / "checkpoints" / "last.ckpt").exists()
     result = train(cfg)
-    return {"filter": flt.key, "model": model_of(flt.key), "seed": seed, "steps": result["steps"], "stopped_by": result["stopped_by"],
-            "train_s": round(result["train_seconds"], 1), "best_val_psnr": result["best_val_psnr"],
-            "test_psnr": result["test_psnr"], "test_ssim": result["test_ssim"], "checkpoint": str(out)}
+    return {"filter": flt.key, "model": model_of(flt.key), "seed": seed, "steps": result["steps"],
+            "stopped_by": result["stopped_by"], "train_s": round(result["train_seconds"], 1),
+            "best_val_psnr": result["best_val_psnr"], "test_psnr": result["test_psnr"],
+            "test_ssim": result["test_ssim"], "checkpoint": str(out)}
 
 
 def run_training(runs: Sequence[tuple[str, int]], steps: int, threads: int | None,
